@@ -1,0 +1,30 @@
+"""The Celery app: queues, routing and the one beat schedule.
+
+Settings come from config/settings.py (the CELERY_ names). Heavy work has its own
+queue and time limit (tracking, media); money has its own (settlement) so a backlog
+of video never delays a charge. Workers ack late and prefetch one task, so a worker
+that dies mid-task has it delivered again: every task is therefore idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+QUEUES = ("tracking", "media", "settlement", "default")
+
+# Every periodic job, in one place. Each calls a thin task in reviewapp/tasks.py.
+BEAT_SCHEDULE = {
+    "release-expired-leases": {"task": "reviewapp.tasks.release_expired_leases_task", "schedule": 30.0},
+}
+
+app = Celery("checkout_review")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
+app.conf.task_create_missing_queues = False
+app.conf.beat_schedule = BEAT_SCHEDULE
+app.autodiscover_tasks(["reviewapp"])

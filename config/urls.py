@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from reviewapp.urls import auditor_patterns, reviewer_patterns, supervisor_patterns
+from reviewapp.views.home import home
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("review/", include(reviewer_patterns)),
+    path("supervise/", include(supervisor_patterns)),
+    path("audit/", include(auditor_patterns)),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,93 @@
+"""`make demo`: set up the database and demo users, then run web, worker and beat together.
+
+Ctrl-C (or SIGTERM) stops all three and waits for them: no orphaned worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Run the whole product on this machine: web server, Celery worker and beat."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            raise CommandError("the demo runs with DEBUG on (it creates demo users with known passwords)")
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Demo logins:")
+        call_command("create_demo_users", stdout=self.stdout)
+
+        python = sys.executable
+        addr = f"{options['host']}:{options['port']}"
+        commands = {
+            "web": [python, "manage.py", "runserver", "--noreload", addr],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "tracking,media,settlement,default",
+                "--concurrency",
+                str(options["concurrency"]),
+                "--prefetch-multiplier=1",
+                "-l",
+                "INFO",
+            ],
+            "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "INFO"],
+        }
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        stopping = False
+
+        def stop(*_: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            for name, cmd in commands.items():
+                # own process group, so our Ctrl-C handling decides the order of shutdown
+                procs[name] = subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
+            self.stdout.write(
+                self.style.SUCCESS(f"\nOpen http://{addr}/ and log in. Ctrl-C stops everything.\n")
+            )
+            while not stopping:
+                for name, proc in procs.items():
+                    if proc.poll() is not None:
+                        self.stderr.write(f"{name} exited with {proc.returncode}; stopping the demo")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            self._stop_all(procs)
+
+    def _stop_all(self, procs: dict[str, subprocess.Popen[bytes]]) -> None:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for name, proc in procs.items():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop in time; killing it")
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.stdout.write("Stopped web, worker and beat.")

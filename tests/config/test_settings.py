@@ -1,0 +1,71 @@
+"""Settings are driven by the environment and fail loudly, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.DATABASES['default']['ENGINE']); print(s.CELERY_BROKER_URL); print(s.DEBUG)"
+)
+
+
+def run_with_env(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_defaults_work_with_no_environment(tmp_path: Path) -> None:
+    result = run_with_env(tmp_path)
+    assert result.returncode == 0, result.stderr
+    engine, broker, debug = result.stdout.split()
+    assert engine == "django.db.backends.sqlite3"
+    assert broker == "filesystem://"
+    assert debug == "True"
+
+
+def test_a_bad_database_url_fails_naming_the_variable(tmp_path: Path) -> None:
+    result = run_with_env(tmp_path, DATABASE_URL="mysql-ish://nope")
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr
+
+
+def test_production_without_secret_key_fails_naming_the_variable(tmp_path: Path) -> None:
+    result = run_with_env(tmp_path, DEBUG="0", ALLOWED_HOSTS="example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_a_bad_boolean_fails_naming_the_variable(tmp_path: Path) -> None:
+    result = run_with_env(tmp_path, DEBUG="maybe")
+    assert result.returncode != 0
+    assert "DEBUG" in result.stderr
+
+
+def test_a_bad_broker_url_fails_naming_the_variable(tmp_path: Path) -> None:
+    result = run_with_env(tmp_path, CELERY_BROKER_URL="kafka://x")
+    assert result.returncode != 0
+    assert "CELERY_BROKER_URL" in result.stderr
+
+
+def test_every_variable_the_settings_read_is_in_env_example() -> None:
+    import re
+
+    source = (ROOT / "config" / "settings.py").read_text()
+    read = set(re.findall(r'env(?:_bool|_int|_float|_list|_choice)?\(\s*"([A-Z_]+)"', source))
+    read |= set(re.findall(r'os\.environ\.get\(\s*"([A-Z_]+)"', source))
+    read |= set(re.findall(r'database_from_env\(name: str = "([A-Z_]+)"', source))
+    listed = set(re.findall(r"^#?\s*([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read - listed == set()

@@ -1,0 +1,13 @@
+"""Loaded with `-p tests.isolation` (pyproject addopts), before Django reads its settings.
+
+The test run gets its own filesystem-broker folder, so a `make demo` running on the
+same machine never takes the tests' Celery messages, nor the tests the demo's.
+"""
+
+import os
+import tempfile
+
+if not os.environ.get("CELERY_BROKER_URL", "").strip() or os.environ["CELERY_BROKER_URL"].startswith(
+    "filesystem"
+):
+    os.environ["CELERY_BROKER_DIR"] = tempfile.mkdtemp(prefix="cr-test-broker-")

@@ -1,0 +1,49 @@
+"""A real Celery worker process, on the configured broker, runs our tasks against the database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from reviewapp.models import AuditEvent, ReviewTask
+from reviewapp.tasks import release_expired_leases_task
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.worker]
+
+
+def test_a_real_worker_releases_an_expired_lease(
+    transactional_db, celery_worker_process, make_transaction, reviewer
+):
+    txn = make_transaction("in_review")
+    task = ReviewTask.objects.create(
+        transaction=txn,
+        state="assigned",
+        assignee=reviewer,
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+        claimed_at=timezone.now() - timedelta(minutes=5),
+        settle_by=timezone.now() + timedelta(hours=1),
+    )
+
+    release_expired_leases_task.delay()
+
+    wait_for(
+        lambda: ReviewTask.objects.get(pk=task.pk).state == "queued",
+        what="the worker to return the task to the queue",
+        worker=celery_worker_process,
+    )
+    txn.refresh_from_db()
+    assert txn.state == "needs_review"
+    assert AuditEvent.objects.filter(action="task.lease_expired", object_code=str(task.code)).count() == 1
+    assert "release_expired_leases_task" in celery_worker_process.output()
+
+
+def test_tasks_are_routed_to_their_queues() -> None:
+    from config.celery import QUEUES, app
+
+    assert release_expired_leases_task.queue == "default"
+    assert {q.name for q in app.conf.task_queues} == set(QUEUES)
+    assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
+    assert app.conf.task_acks_late and app.conf.worker_prefetch_multiplier == 1
