@@ -211,6 +211,7 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -263,5 +264,5 @@ LOGGING = {
     "loggers": {"axes": {"level": "WARNING"}},
 }
 
-for _directory in (VAR_DIR, MEDIA_ROOT, CELERY_BROKER_DIR / "queue", CELERY_BROKER_DIR / "processed"):
+for _directory in (VAR_DIR, MEDIA_ROOT, CELERY_BROKER_DIR / "queue", CELERY_BROKER_DIR / "processed", CELERY_BROKER_DIR / "control"):
     _directory.mkdir(parents=True, exist_ok=True)
