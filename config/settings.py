@@ -264,5 +264,11 @@ LOGGING = {
     "loggers": {"axes": {"level": "WARNING"}},
 }
 
-for _directory in (VAR_DIR, MEDIA_ROOT, CELERY_BROKER_DIR / "queue", CELERY_BROKER_DIR / "processed", CELERY_BROKER_DIR / "control"):
+for _directory in (
+    VAR_DIR,
+    MEDIA_ROOT,
+    CELERY_BROKER_DIR / "queue",
+    CELERY_BROKER_DIR / "processed",
+    CELERY_BROKER_DIR / "control",
+):
     _directory.mkdir(parents=True, exist_ok=True)

@@ -168,7 +168,7 @@ def celery_worker_process(django_db_setup: None, django_db_blocker: Any) -> Iter
             pytest.fail(f"the Celery worker did not start:\n{worker.output()[-4000:]}")
         time.sleep(0.2)
     yield worker
-    os.killpg(proc.pid, 15)
+    proc.terminate()  # the main process only: it stops its pool children itself (warm shutdown)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:

@@ -81,7 +81,8 @@ class Command(BaseCommand):
     def _stop_all(self, procs: dict[str, subprocess.Popen[bytes]]) -> None:
         for proc in procs.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                # the main process only: a Celery worker stops its own pool children (warm shutdown)
+                proc.terminate()
         deadline = time.monotonic() + 20
         for name, proc in procs.items():
             try:
