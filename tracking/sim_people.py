@@ -417,7 +417,7 @@ def gate_image(a: Appearance, rng: np.random.Generator, width: int = 160, height
     cv2.rectangle(
         img, (int(W * 0.02), int(H * 0.05)), (int(W * 0.12), floor_y), (150, 150, 150), -1
     )  # door frame
-    s = H / 640 * float(rng.uniform(0.9, 1.0)) * (a.height / 1.75)
+    s = (floor_y - 0.04 * H) / 600 * float(rng.uniform(0.86, 0.97)) * (a.height / 1.9)
     cx = W / 2 + float(rng.uniform(-0.08, 0.08)) * W
     top = floor_y - 600 * s
     sw, hw = a.shoulder_half, a.hip_half

@@ -331,8 +331,16 @@ def _layout_shelf(rng: np.random.Generator, geo: Geometry, pairs: int) -> list[S
     capacity_range = {"box": (3, 5), "bottle": (4, 7), "can": (3, 5), "jar": (3, 5)}
 
     order = [int(i) for i in rng.permutation(len(FAMILIES))]
-    pair_candidates = [i for i in order]
-    pair_set = set(pair_candidates[:pairs])
+    # look-alike pairs spread over the kinds of shelf so that every pair finds room
+    groups = [
+        [i for i in order if FAMILIES[i].shape == "box"],
+        [i for i in order if FAMILIES[i].shape == "bottle"],
+        [i for i in order if FAMILIES[i].shape in ("can", "jar")],
+    ]
+    pair_set: set[int] = set()
+    for k in range(pairs):
+        group = groups[(0, 1, 2, 0)[k % 4]]
+        pair_set.add(group[k // 4 + (1 if k % 4 == 3 else 0)])
     used: set[int] = set()
     layouts: list[SlotLayout] = []
     sku_n = 0
@@ -876,10 +884,18 @@ def plan_scene(
             "noise_sigma": p.noise_sigma,
             "bitrate_kbps": p.bitrate_kbps,
             "lookalike_pairs": p.lookalike_pairs,
+            "lookalikes": _lookalikes(layouts),
             "stats": stats,
         },
     )
     return Scene(seed, p, planogram, visit_infos, truth, round(duration_out, 3), frame_count, scene_plan)
+
+
+def _lookalikes(layouts: list[SlotLayout]) -> list[list[str]]:
+    by_family: dict[str, list[str]] = {}
+    for s in layouts:
+        by_family.setdefault(s.design.family.brand, []).append(s.design.sku)
+    return sorted(sorted(skus) for skus in by_family.values() if len(skus) == 2)
 
 
 def _max_concurrent(intervals: Sequence[tuple[float, float]], t0: float, t1: float) -> int:
@@ -1203,30 +1219,42 @@ def _ease(u: float) -> float:
 
 
 def _preview(frames: list[tuple[float, Image]], planogram: Planogram) -> Image:
+    """A 3-wide grid of half-size frames with the slots outlined and named, for a person to look at."""
     tiles = []
+    u = planogram.camera.height / 720
     for t, fr in frames:
         tile = fr.copy()
         for s in planogram.slots:
-            cv2.rectangle(tile, (s.x, s.y), (s.x + s.w - 1, s.y + s.h - 1), (0, 255, 255), 1)
+            cv2.rectangle(
+                tile, (s.x, s.y), (s.x + s.w - 1, s.y + s.h - 1), (0, 255, 255), max(1, round(2 * u))
+            )
             cv2.putText(
-                tile, s.id, (s.x + 2, s.y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 255), 1, cv2.LINE_AA
+                tile,
+                s.id,
+                (s.x + 2, s.y + int(18 * u)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6 * u,
+                (0, 255, 255),
+                max(1, round(2 * u)),
+                cv2.LINE_AA,
             )
         cv2.putText(
             tile,
-            f"t={t:6.1f}s",
-            (10, tile.shape[0] - 12),
+            f"t={t:.1f}s",
+            (int(10 * u), tile.shape[0] - int(14 * u)),
             cv2.FONT_HERSHEY_SIMPLEX,
-            0.7,
+            1.1 * u,
             (255, 255, 255),
-            2,
+            max(1, round(3 * u)),
             cv2.LINE_AA,
         )
         h, w = tile.shape[:2]
         tiles.append(cv2.resize(tile, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    if not tiles:
+        return np.zeros((planogram.camera.height // 2, planogram.camera.width // 2, 3), np.uint8)
     while len(tiles) % 3:
         tiles.append(np.zeros_like(tiles[0]))
-    rows = [np.hstack(tiles[i : i + 3]) for i in range(0, len(tiles), 3)]
-    return np.vstack(rows)
+    return np.vstack([np.hstack(tiles[i : i + 3]) for i in range(0, len(tiles), 3)])
 
 
 def write_scene(
