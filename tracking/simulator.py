@@ -126,7 +126,7 @@ PRESETS: dict[str, Preset] = {
         interactions=(2, 6),
         return_rate=0.15,
         wrong_return_rate=0.05,
-        occluded_rate=0.15,
+        occluded_rate=0.09,
         lookalike_pairs=2,
         noise_sigma=3.0,
         drift=0.10,
@@ -159,6 +159,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 GATE_W, GATE_H = 160, 320
+ROWS = 5  # shelves in the unit
 OCCLUDED_COVERAGE = 0.4
 REACH_M = 0.55  # from the body's centre line to the slot's nearest edge
 CAM_HEIGHT_M, CAM_DIST_M = 3.2, 3.4
@@ -320,15 +321,13 @@ class Scene:
 
 def _layout_shelf(rng: np.random.Generator, geo: Geometry, pairs: int) -> list[SlotLayout]:
     W, H = geo.width, geo.height
-    rows = 4
-    top, bottom = 0.04 * H, geo.floor_y - 0.01 * H
-    row_h = (bottom - top) / rows
-    rail_h = 0.03 * H
+    rows = ROWS
+    top, row_h, rail_h = _row_bounds(geo)
     inner_x0, inner_x1 = 0.035 * W + 0.014 * W, 0.965 * W - 0.014 * W
     gap = max(1, round(3 * H / 720))
-    row_shapes: list[tuple[str, ...]] = [("box",), ("box",), ("bottle",), ("can", "jar")]
-    row_height = {"box": (0.95, 0.86), "bottle": (0.95, 0.95), "can": (0.8, 0.8), "jar": (0.72, 0.72)}
-    capacity_range = {"box": (3, 5), "bottle": (4, 7), "can": (3, 5), "jar": (3, 5)}
+    row_shapes: list[tuple[str, ...]] = [("box",), ("box",), ("bottle",), ("bottle", "jar"), ("can", "jar")]
+    row_height = {"box": (0.95, 0.88), "bottle": (0.95, 0.95), "can": (0.82, 0.82), "jar": (0.75, 0.75)}
+    capacity_range = {"box": (4, 6), "bottle": (5, 8), "can": (4, 6), "jar": (4, 6)}
 
     order = [int(i) for i in rng.permutation(len(FAMILIES))]
     # look-alike pairs spread over the kinds of shelf so that every pair finds room
@@ -625,9 +624,9 @@ class _Planner:
         p = self.preset
         W = self.geo.width
         r = rng.random()
-        share_wrong = p.wrong_return_rate / p.return_rate if p.return_rate > 0 else 0.0
+        share_wrong = min(1.0, 1.3 * p.wrong_return_rate / p.return_rate) if p.return_rate > 0 else 0.0
         # returns need something in hand; asking more often when holding keeps the overall share near the preset's
-        if held and r < min(0.95, p.return_rate * 1.5):
+        if held and r < min(0.95, p.return_rate * 1.6):
             item = held[int(rng.integers(len(held)))]
             home = self.home[item]
             wrong = rng.random() < share_wrong
@@ -654,11 +653,12 @@ class _Planner:
         return cands[int(rng.choice(len(cands), p=weights))]
 
     def _own_cover(self, slot: SlotLayout, a: Appearance, x: float, depth: float) -> float:
+        """How much of the slot, or of its facing nearest to x, this shopper's own body hides."""
         geo = self.geo
-        return _coverage(
-            (slot.x, slot.y, slot.w, slot.h),
-            body_boxes(a, x, geo.head_top(depth, a.height), geo.scale(depth)),
-        )
+        boxes = body_boxes(a, x, geo.head_top(depth, a.height), geo.scale(depth))
+        nearest = min(range(slot.capacity), key=lambda i: abs(slot.position_x(i) - x))
+        facing = (slot.x + nearest * slot.pitch, slot.y, slot.facing_w, slot.h)
+        return max(_coverage((slot.x, slot.y, slot.w, slot.h), boxes), _coverage(facing, boxes))
 
     def _stand_x(
         self, rng: np.random.Generator, slot: SlotLayout, a: Appearance, depth: float, x_now: float
@@ -939,7 +939,7 @@ def _paste(frame: Image, sprite: Sprite, x0: int, y0: int) -> None:
 
 def _row_bounds(geo: Geometry) -> tuple[float, float, float]:
     top, bottom = 0.04 * geo.height, geo.floor_y - 0.01 * geo.height
-    return top, (bottom - top) / 4, 0.03 * geo.height
+    return top, (bottom - top) / ROWS, 0.025 * geo.height
 
 
 def _render_background(geo: Geometry, layouts: list[SlotLayout], rng: np.random.Generator) -> Image:
@@ -972,7 +972,7 @@ def _render_background(geo: Geometry, layouts: list[SlotLayout], rng: np.random.
     by_row: dict[int, list[SlotLayout]] = {}
     for s in layouts:
         by_row.setdefault(s.row, []).append(s)
-    for r in range(4):
+    for r in range(ROWS):
         row_top = top + r * row_h
         y_board = int(round(row_top + row_h - rail_h))
         # the shelf above shades the top of each bay
@@ -1057,7 +1057,7 @@ class _Renderer:
         self.state: dict[str, list[str | None]] = {s.slot_id: list(s.start) for s in plan.layouts}
         self.sharp = self.bg.copy()
         self.shelf = self.bg.copy()
-        for r in range(4):
+        for r in range(ROWS):
             self._redraw_row(r)
         self.change_i = 0
         self.body_cache: dict[tuple[str, int], tuple[Sprite, int]] = {}
