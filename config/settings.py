@@ -238,6 +238,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "reviewapp.gateway.BuiltinGateway")
 PAYMENT_GATEWAY_MODE = env_choice("PAYMENT_GATEWAY_MODE", "ok", ("ok", "fail", "timeout", "slow"))
 PAYMENT_GATEWAY_SLOW_SECONDS = env_float("PAYMENT_GATEWAY_SLOW_SECONDS", 2.0, minimum=0)
+# Failed captures and webhooks retry with exponential backoff from this many seconds.
+RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", 2.0, minimum=0.01)
 
 # --- Security (production) -----------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -523,6 +523,37 @@ class GatewayCapture(models.Model):
         return self.reference
 
 
+class WebhookDelivery(models.Model):
+    """A signed notification to the store system; retried with backoff, every attempt logged."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    code = CodeField()
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="webhooks")
+    transaction = models.ForeignKey(Transaction, on_delete=models.CASCADE, related_name="webhooks")
+    event = models.CharField(max_length=64)
+    url = models.URLField()
+    body = models.TextField()
+    signature = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["transaction", "event"], name="one_webhook_per_transaction_event")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.url} ({self.status})"
+
+
 # --------------------------------------------------------------------------- audit
 
 

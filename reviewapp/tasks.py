@@ -1,7 +1,8 @@
 """Celery tasks: thin. Ids in, load, call a service, own the retries.
 
 Each task is routed to its queue with that queue's time limit. Workers ack late, so a
-task may run twice after a crash: every service called here is idempotent.
+task may run twice after a crash: every service called here is idempotent, and a
+task whose row is gone returns quietly.
 """
 
 from __future__ import annotations
@@ -12,13 +13,57 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from .services import review
+from .models import Footage, Transaction, WebhookDelivery
+from .services import clips, pipeline, review, settlement, webhooks
+
+SETTLE_RETRIES = 6
+WEBHOOK_RETRIES = 8
 
 
 def queue_task(queue: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
     limit = settings.CELERY_TASK_TIME_LIMITS[queue]
     options.setdefault("acks_late", True)
     return shared_task(queue=queue, time_limit=limit, soft_time_limit=int(limit * 0.9), **options)
+
+
+def backoff(retries: int, factor: float = 1.0, cap: float = 600.0) -> float:
+    return float(min(cap, settings.RETRY_BASE_SECONDS * factor * 2**retries))
+
+
+@queue_task("tracking")
+def track_footage_task(footage_id: int) -> str:
+    if not Footage.objects.filter(pk=footage_id).exists():
+        return "gone"
+    return pipeline.footage_track(footage_id=footage_id)
+
+
+@queue_task("media")
+def prepare_review_task(txn_id: int) -> str:
+    if not Transaction.objects.filter(pk=txn_id).exists():
+        return "gone"
+    return clips.review_prepare(txn_id=txn_id)
+
+
+@queue_task("settlement", bind=True, max_retries=SETTLE_RETRIES)
+def settle_transaction_task(self: Any, txn_id: int) -> str:
+    if not Transaction.objects.filter(pk=txn_id).exists():
+        return "gone"
+    final = self.request.retries >= SETTLE_RETRIES
+    try:
+        return settlement.charge_settle(txn_id=txn_id, final_attempt=final)
+    except settlement.SettlementRetry as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+
+
+@queue_task("default", bind=True, max_retries=WEBHOOK_RETRIES)
+def send_webhook_task(self: Any, delivery_id: int) -> str:
+    if not WebhookDelivery.objects.filter(pk=delivery_id).exists():
+        return "gone"
+    final = self.request.retries >= WEBHOOK_RETRIES
+    try:
+        return webhooks.webhook_send(delivery_id=delivery_id, final_attempt=final)
+    except webhooks.WebhookRetry as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries, factor=2.5)) from exc
 
 
 @queue_task("default")

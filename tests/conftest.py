@@ -203,3 +203,13 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def small_scene(tmp_path_factory: Any) -> Path:
+    """A short, small mixed scene rendered once per test run (a few seconds)."""
+    from tracking.simulator import simulate
+
+    out = tmp_path_factory.mktemp("scene-small")
+    simulate(out, seed=11, preset="mixed", shoppers=2, duration=20, width=640, height=360, fps=15)
+    return out

@@ -1,0 +1,125 @@
+"""Preparing a flagged transaction for review: clips, poster frames, slot crops, then the task."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from django.db import IntegrityError
+from django.db import transaction as db
+from django.utils import timezone
+
+from tracking import clips as cutter
+
+from ..media import local_path, save_file, sha256_of_path
+from ..models import Clip, EvidenceEvent, ReviewTask, TaskKind, Transaction
+from ..states import OPEN_TASK_STATES, TransactionState
+from .audit import SYSTEM, audit_record
+
+CONTEXT_SECONDS = 1.5
+REVIEWABLE_STATES = (TransactionState.NEEDS_REVIEW, TransactionState.ESCALATED)
+
+
+def review_prepare(*, txn_id: int) -> str:
+    """Cut the review media of a flagged transaction and queue its primary review task.
+
+    Idempotent: clips already cut are kept; the task is created once (a unique
+    constraint allows one open primary task per transaction). Media failures do not
+    block review: the task is queued and the reviewer sees what could be made.
+    """
+    txn = Transaction.objects.select_related("store", "visit", "footage").get(pk=txn_id)
+    if txn.state not in REVIEWABLE_STATES:
+        return "not flagged"
+    problems: list[str] = []
+    if not txn.clips.exists() and txn.footage and txn.footage.file and not txn.footage.purged_at:
+        problems = _cut_media(txn)
+    return "queued" if review_task_queue(txn=txn, problems=problems) else "already queued"
+
+
+def _cut_media(txn: Transaction) -> list[str]:
+    footage = txn.footage
+    assert footage is not None
+    events = list(txn.events.select_related("slot"))
+    problems: list[str] = []
+    if events:
+        intervals = [(e.t_start, e.t_end) for e in events]
+    else:  # nothing seen (or no usable tracking): show the whole visit
+        start = max(0.0, (txn.visit.entered_at - footage.started_at).total_seconds())
+        end = (
+            (txn.visit.exited_at - footage.started_at).total_seconds()
+            if txn.visit.exited_at
+            else footage.duration_s
+        )
+        intervals = [(start, max(start + 1.0, end or start + 1.0))]
+    fps = footage.camera.fps
+    with local_path(footage.file) as video, tempfile.TemporaryDirectory(prefix="cr-clips-") as tmp:
+        spans = cutter.merge_spans(intervals, context=CONTEXT_SECONDS, duration=footage.duration_s)
+        made: list[tuple[Clip, list[EvidenceEvent]]] = []
+        for n, span in enumerate(spans):
+            out = Path(tmp) / f"clip-{n}.mp4"
+            poster = Path(tmp) / f"poster-{n}.jpg"
+            try:
+                cutter.cut_clip(video, out, start=span.start, end=span.end)
+                cutter.write_poster(out, poster, frame_number=0)
+            except cutter.ClipError as exc:
+                problems.append(str(exc))
+                continue
+            clip = Clip(transaction=txn, footage=footage, t_start=span.start, t_end=span.end)
+            clip.sha256 = sha256_of_path(out)
+            save_file(clip.file, f"{txn.code}-{n}.mp4", out)
+            save_file(clip.poster, f"{txn.code}-{n}.jpg", poster)
+            made.append((clip, [events[i] for i in span.members] if events else []))
+        for event in events:
+            if not (event.slot and event.before_box):
+                continue
+            box = tuple(int(v) for v in event.before_box)
+            before = event.before_frame if event.before_frame is not None else int(event.t_start * fps) - 1
+            after = event.after_frame if event.after_frame is not None else int(event.t_end * fps) + 1
+            try:
+                for name, frame in (("before", before), ("after", after)):
+                    path = Path(tmp) / f"{event.code}-{name}.png"
+                    cutter.write_crop(video, path, frame_number=frame, box=box)  # type: ignore[arg-type]
+                    save_file(getattr(event, f"{name}_crop"), f"{event.code}-{name}.png", path)
+                event.save(update_fields=["before_crop", "after_crop"])
+            except cutter.ClipError as exc:
+                problems.append(str(exc))
+        with db.atomic():
+            for clip, members in made:
+                clip.save()
+                clip.events.set(members)
+    return problems
+
+
+def review_task_queue(
+    *, txn: Transaction, problems: list[str] | None = None, priority: int = 0
+) -> ReviewTask | None:
+    """Queue the primary review task, once. Returns None if one is already open or done."""
+    if txn.tasks.filter(kind=TaskKind.PRIMARY).exists():
+        return None
+    ended = txn.visit.exited_at or timezone.now()
+    settle_by = ended + timedelta(minutes=txn.store.settle_within_minutes)
+    try:
+        with db.atomic():
+            task = ReviewTask.objects.create(
+                transaction=txn, kind=TaskKind.PRIMARY, priority=priority, settle_by=settle_by
+            )
+            audit_record(
+                actor=SYSTEM,
+                action="task.queued",
+                obj=task,
+                store=txn.store,
+                txn=txn,
+                after={
+                    "kind": task.kind,
+                    "priority": priority,
+                    "settle_by": settle_by,
+                    "media_problems": problems or [],
+                },
+            )
+    except IntegrityError:
+        return None
+    return task
+
+
+__all__ = ["OPEN_TASK_STATES", "review_prepare", "review_task_queue"]
