@@ -132,7 +132,10 @@ def write_poster(
     frame = read_frame(source, frame_number)
     if frame.shape[1] > max_width:
         scale = max_width / frame.shape[1]
-        frame = cv2.resize(frame, (max_width, round(frame.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        frame = np.asarray(
+            cv2.resize(frame, (max_width, round(frame.shape[0] * scale)), interpolation=cv2.INTER_AREA),
+            dtype=np.uint8,
+        )
     return _write_image(target, frame, ".jpg")
 
 
@@ -157,7 +160,10 @@ def write_crop(
     crop = frame[y0:y1, x0:x1]
     if crop.shape[0] < min_size:
         scale = min_size / crop.shape[0]
-        crop = cv2.resize(crop, (round(crop.shape[1] * scale), min_size), interpolation=cv2.INTER_CUBIC)
+        crop = np.asarray(
+            cv2.resize(crop, (round(crop.shape[1] * scale), min_size), interpolation=cv2.INTER_CUBIC),
+            dtype=np.uint8,
+        )
     return _write_image(target, crop, ".png")
 
 

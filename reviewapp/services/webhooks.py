@@ -75,7 +75,9 @@ def webhook_send(*, delivery_id: int, final_attempt: bool = False) -> str:
     delivery = WebhookDelivery.objects.select_related("store", "transaction").get(pk=delivery_id)
     if delivery.status == WebhookDelivery.Status.DELIVERED:
         return "already delivered"
-    request = urllib.request.Request(
+    if not delivery.url.startswith(("https://", "http://")):
+        raise ValueError(f"webhook URL must be http(s): {delivery.url}")
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
         delivery.url,
         data=delivery.body.encode(),
         method="POST",
