@@ -1,0 +1,193 @@
+"""Decoding footage once, streaming, at the tracker's analysis size.
+
+The ffmpeg binary decodes and scales in its own process and hands planar
+YUV 4:2:0 frames through a pipe: the luma plane at the analysis size for the
+shelf and the chroma planes at half of it for colour, without a colour
+conversion. One frame buffer is reused, so memory does not grow with length.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from tracking.ffmpeg import ffmpeg_binary
+
+U8 = NDArray[np.uint8]
+
+
+class DecodeError(RuntimeError):
+    """The file cannot be decoded at all (missing, empty, not a video)."""
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    width: int
+    height: int
+    fps: float
+    frame_count: int  # as the container states it; 0 when unknown
+
+    @property
+    def duration(self) -> float:
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+
+@dataclass
+class DecodeReport:
+    frames: int = 0
+    return_code: int | None = None
+    stderr: str = ""
+
+    @property
+    def had_errors(self) -> bool:
+        return bool(self.return_code) or bool(_ERROR_RE.search(self.stderr))
+
+
+_ERROR_RE = re.compile(r"(invalid data|partial file|error|corrupt|truncat|moov atom)", re.IGNORECASE)
+
+
+def probe_stream(path: str | Path) -> StreamInfo:
+    """Size, frame rate and frame count from the container, without decoding.
+
+    Raises DecodeError for a missing, empty or unreadable file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DecodeError(f"{p}: no such file")
+    if not p.is_file():
+        raise DecodeError(f"{p}: not a file")
+    if p.stat().st_size == 0:
+        raise DecodeError(f"{p}: the file is empty")
+    cap = cv2.VideoCapture(str(p))
+    try:
+        if not cap.isOpened():
+            raise DecodeError(f"{p}: not a video that can be opened (corrupt or unknown format)")
+        info = StreamInfo(
+            width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            fps=float(cap.get(cv2.CAP_PROP_FPS)),
+            frame_count=max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))),
+        )
+    finally:
+        cap.release()
+    if info.width <= 0 or info.height <= 0:
+        raise DecodeError(f"{p}: no video stream with a frame size")
+    return info
+
+
+@dataclass
+class YuvFrame:
+    """One decoded frame: views into a reused buffer, valid until the next frame is read."""
+
+    index: int
+    y: U8  # (h, w) luma
+    u: U8  # (h/2, w/2)
+    v: U8
+    buffer: U8  # the whole I420 buffer, shape (h * 3 / 2, w)
+
+
+def iter_yuv(
+    path: str | Path,
+    width: int,
+    height: int,
+    report: DecodeReport,
+    *,
+    threads: int = 1,
+) -> Iterator[YuvFrame]:
+    """Yield every frame of `path` scaled to width x height (both even) as I420 planes.
+
+    Stops quietly where the data ends; `report` then holds the frame count, ffmpeg's
+    exit code and its error output, so the caller can tell a truncated file.
+    """
+    if width % 2 or height % 2:
+        raise ValueError("the analysis size must be even")
+    cmd = [
+        ffmpeg_binary(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-threads",
+        str(threads),
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-an",
+        "-sn",
+        "-vf",
+        f"scale={width}:{height}:flags=fast_bilinear",
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "rawvideo",
+        "pipe:1",
+    ]
+    log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, bufsize=0)
+    stdout = proc.stdout
+    assert stdout is not None
+    size = width * height * 3 // 2
+    buf = np.empty((height * 3 // 2, width), np.uint8)
+    mem = memoryview(buf.reshape(-1))
+    y = buf[:height]
+    uv = buf[height:].reshape(-1)
+    q = (width // 2) * (height // 2)
+    u = uv[:q].reshape(height // 2, width // 2)
+    v = uv[q:].reshape(height // 2, width // 2)
+    index = 0
+    try:
+        while True:
+            got = 0
+            while got < size:
+                n = stdout.readinto(mem[got:])
+                if not n:
+                    break
+                got += n
+            if got < size:
+                break
+            yield YuvFrame(index, y, u, v, buf)
+            index += 1
+    finally:
+        stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        log.seek(0)
+        report.frames = index
+        report.return_code = code
+        report.stderr = log.read().decode("utf-8", "replace").strip()[-2000:]
+        log.close()
+
+
+def bare_decode(path: str | Path, width: int, height: int) -> int:
+    """Decode through the same pipe and do nothing with the frames: the speed baseline."""
+    report = DecodeReport()
+    n = 0
+    for _ in iter_yuv(path, width, height, report):
+        n += 1
+    return n
+
+
+def opencv_decode(path: str | Path) -> int:
+    """OpenCV read() of every full-size BGR frame: the other speed baseline."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    try:
+        while True:
+            ok, _ = cap.read()
+            if not ok:
+                break
+            n += 1
+    finally:
+        cap.release()
+    return n

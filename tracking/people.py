@@ -1,0 +1,158 @@
+"""Shoppers in the shelf camera, and what the entry gate recorded of them.
+
+A shopper is described by two colours: the upper body and the legs. At the gate
+they are measured from the front, after white-balancing on the wall behind; in
+the shelf camera from behind, on the pixels that differ from the empty shelf.
+The description is coarse on purpose: it only has to tell apart the few
+shoppers in the store at the same moment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+U8 = NDArray[np.uint8]
+F32 = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    upper: tuple[float, float, float]  # BGR, brightness-normalised
+    lower: tuple[float, float, float]
+
+
+def _normalise(bgr: NDArray[np.float64]) -> tuple[float, float, float]:
+    """Chromaticity times a damped brightness: robust to a camera's exposure, not to its colour."""
+    s = float(bgr.sum()) + 1e-6
+    bright = (s / 3.0) ** 0.5 / 16.0 * 1.0  # sqrt-damped: about 0.3-1.0 for dark to light
+    return (float(bgr[0] / s * 3 * bright), float(bgr[1] / s * 3 * bright), float(bgr[2] / s * 3 * bright))
+
+
+def gate_descriptor(path: Path) -> Descriptor | None:
+    """Upper-body and leg colour of the shopper in a gate image; None if it cannot be read."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None or img.shape[0] < 40 or img.shape[1] < 20:
+        return None
+    f = img.astype(np.float32)
+    H, W = f.shape[:2]
+    # the wall to the right of the shopper is neutral grey: white-balance on it, row by row
+    wall = f[:, int(W * 0.86) : int(W * 0.98)].mean(axis=1)  # (H, 3)
+    wall_ref = np.median(
+        f[int(H * 0.05) : int(H * 0.3), int(W * 0.86) : int(W * 0.98)].reshape(-1, 3), axis=0
+    )
+    gains = np.array([200.0, 205.0, 210.0], np.float32) / np.maximum(wall_ref, 1.0)
+    balanced = f * gains[None, None, :]
+    diff = np.abs(f - wall[:, None, :]).sum(axis=2)
+    mask = diff > 40
+    mask[:, : int(W * 0.15)] = False  # the door frame
+    floor = int(H * 0.85)
+    mask[floor:] = False
+    rows = np.where(mask.mean(axis=1) > 0.04)[0]
+    if rows.size < 10:
+        return None
+    top, bottom = int(rows[0]), int(rows[-1])
+    height = bottom - top
+    cols = np.where(mask[top : bottom + 1].mean(axis=0) > 0.2)[0]
+    cx = int(np.median(cols)) if cols.size else W // 2
+    half = max(3, int(height * 0.05))
+
+    def region(a: float, b: float) -> NDArray[np.float64]:
+        r0, r1 = top + int(height * a), top + int(height * b)
+        sub = balanced[r0:r1, cx - half : cx + half].reshape(-1, 3)
+        m = mask[r0:r1, cx - half : cx + half].reshape(-1)
+        pix = sub[m] if m.sum() > 10 else sub
+        return np.asarray(np.median(pix, axis=0), np.float64)
+
+    # body: 0.14-0.5 of the height is the shirt; 0.55-0.95 the legs
+    return Descriptor(_normalise(region(0.2, 0.45)), _normalise(region(0.6, 0.9)))
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A shopper-sized run of changed columns in one sampled frame (analysis pixels)."""
+
+    frame: int
+    x0: int
+    x1: int
+    y0: int
+    y1: int
+    desc: Descriptor | None
+
+    @property
+    def cx(self) -> float:
+        return (self.x0 + self.x1) / 2
+
+
+def find_blobs(
+    frame_index: int,
+    fg: U8,
+    bgr: U8 | None,
+    band: tuple[int, int],
+    min_width: int,
+) -> list[Blob]:
+    """Shopper blobs from a foreground mask (0/1) of the whole frame.
+
+    A column belongs to a shopper when much of the `band` of rows (torso and legs,
+    below the shelves' products mostly) differs from the quiet shelf.
+    """
+    b0, b1 = band
+    col = fg[b0:b1].mean(axis=0)
+    on = col > 0.3
+    blobs: list[Blob] = []
+    W = fg.shape[1]
+    x = 0
+    while x < W:
+        if not on[x]:
+            x += 1
+            continue
+        start = x
+        gap = 0
+        while x < W and gap <= 3:
+            gap = 0 if on[x] else gap + 1
+            x += 1
+        end = x - gap
+        if end - start >= min_width:
+            sub = fg[:, start:end]
+            rows = np.where(sub.mean(axis=1) > 0.25)[0]
+            y0 = int(rows[0]) if rows.size else b0
+            y1 = int(rows[-1]) + 1 if rows.size else b1
+            desc = _blob_descriptor(fg, bgr, start, end, y0, y1) if bgr is not None else None
+            blobs.append(Blob(frame_index, start, end, y0, y1, desc))
+    return blobs
+
+
+def _blob_descriptor(fg: U8, bgr: U8, x0: int, x1: int, y0: int, y1: int) -> Descriptor | None:
+    h = y1 - y0
+    if h < 10:
+        return None
+    # the person's full height runs past the bottom of the frame; measure from the head down
+    full = max(h, int(fg.shape[0] * 0.8))
+    w = x1 - x0
+    cx0, cx1 = x0 + w // 4, x1 - w // 4
+
+    def region(a: float, b: float) -> NDArray[np.float64] | None:
+        r0, r1 = y0 + int(full * a), min(fg.shape[0], y0 + int(full * b))
+        if r1 - r0 < 2:
+            return None
+        m = fg[r0:r1, cx0:cx1].reshape(-1).astype(bool)
+        if m.sum() < 6:
+            return None
+        pix = bgr[r0:r1, cx0:cx1].reshape(-1, 3)[m]
+        return np.asarray(np.median(pix, axis=0), np.float64)
+
+    up = region(0.2, 0.42)
+    lo = region(0.6, 0.85)
+    if up is None or lo is None:
+        return None
+    return Descriptor(_normalise(up), _normalise(lo))
+
+
+def descriptor_distance(a: Descriptor, b: Descriptor) -> float:
+    du = np.subtract(a.upper, b.upper)
+    dl = np.subtract(a.lower, b.lower)
+    return float(np.sqrt((du**2).sum()) + 0.7 * np.sqrt((dl**2).sum()))

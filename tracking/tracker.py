@@ -1,0 +1,678 @@
+"""Shelf footage in, each shopper's proposed cart out, with how likely it is to be right.
+
+    result = track_footage("scene/footage.mp4", "scene/planogram.json", "scene/visits.json")
+
+The pipeline, one pass over the footage:
+1. Decode once, streaming, through an ffmpeg pipe at the analysis size (360 lines):
+   luma at that size for the shelf, luma and chroma at half of it for activity
+   and shoppers. The first frame is the quiet shelf.
+2. Find each slot's facing positions and which hold its product, from the
+   planogram rectangle and the product's reference image (`tracking.shelf`).
+3. Every frame: estimate the global brightness against the quiet shelf (drift
+   and flicker), then per slot the share of changed pixels in the slot, in a thin
+   ring around it (an arm or body crossing it) and from the previous frame. A
+   disturbed slot is active; it settles when ring and motion stay quiet for
+   `SETTLE_FRAMES`.
+4. When a slot settles, compare each facing position with the last quiet view:
+   a product gone is a pick (positions taken = quantity); an empty position now
+   holding something is a return, recognised against every product's reference
+   image (a foreign item, or a look-alike, shows up as a weak or close match).
+5. Every third frame, find shopper blobs (columns of changed pixels) and describe
+   each by its upper-body and leg colour. Tie an event to the visits present at
+   its time: alone in the store, the one; otherwise the shopper blob next to the
+   slot, matched by colour against the gate images, with the margin between the
+   best and second-best visit.
+6. Score each event from its evidence (`tracking.confidence`): count clarity,
+   match scores, attribution margin, how long the slot was covered, and fold the
+   events into lines and a cart confidence, calibrated on simulator scenes.
+
+The tracker reads only the footage, planogram, visits and gate/product images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from tracking import confidence as conf
+from tracking import scene as scene_files
+from tracking.decode import DecodeError, DecodeReport, StreamInfo, iter_yuv, probe_stream
+from tracking.people import Blob, Descriptor, descriptor_distance, find_blobs, gate_descriptor
+from tracking.scene import Planogram, VisitInfo
+from tracking.shelf import (
+    PositionChange,
+    SlotState,
+    column,
+    compare_position,
+    crop_box,
+    init_slot,
+    load_product_images,
+    make_templates,
+)
+
+DEFAULT_THRESHOLD = conf.DEFAULT_THRESHOLD
+
+ANALYSIS_HEIGHT = 360
+SETTLE_FRAMES = 7  # quiet frames (at 15 fps about half a second) before a slot's new state counts
+PEOPLE_EVERY = 3  # shopper blobs are looked for every n-th frame
+DIFF_T = 28  # grey levels: a pixel differs from the quiet shelf
+MOTION_T = 22
+RING = 3  # pixels (activity scale) around a slot
+RING_QUIET = 0.04
+MOTION_QUIET = 0.02
+COVER_QUIET = 0.04
+EMIT_AFTER_S = 3.0
+CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
+BLOB_MEMORY_S = 40.0
+
+
+class TrackingError(Exception):
+    """The tracker cannot process this input; the message says what is wrong."""
+
+
+class VideoError(TrackingError):
+    """The footage is missing, empty, corrupt or not a video."""
+
+
+class PlanogramError(TrackingError, scene_files.PlanogramError):
+    """The planogram is malformed or does not fit the footage (e.g. a slot outside the frame)."""
+
+
+class VisitsError(TrackingError, scene_files.VisitsError):
+    """The visits are malformed or none of them overlaps the footage."""
+
+
+@dataclass(frozen=True)
+class TrackedEvent:
+    t_start: float
+    t_end: float
+    slot: str
+    sku: str
+    kind: str  # "pick" | "return"
+    qty: int
+    confidence: float
+    attribution_margin: float
+    ambiguous: bool
+    token: str | None
+    before_frame: int
+    after_frame: int
+    box: tuple[int, int, int, int]  # the slot, full-frame pixels (x, y, w, h)
+    candidates: tuple[str, ...] = ()  # visits present at the time, best first
+    match: float = 1.0  # how well the new content matched what it was taken to be
+    match_margin: float = 1.0  # against the runner-up (another product or empty)
+    clarity: float = 1.0  # how clearly the count changed (0..1)
+    covered_s: float = 0.0  # how long the slot was out of view
+
+
+@dataclass(frozen=True)
+class ProposedLine:
+    sku: str
+    qty: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ProposedCart:
+    token: str
+    lines: list[ProposedLine]
+    confidence: float
+    events: list[TrackedEvent]
+    flagged: bool
+
+
+TrackPoint = tuple[int, int, int, int, int]  # frame, x, y, w, h in full-frame pixels
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    carts: dict[str, ProposedCart]
+    unattributed: list[TrackedEvent]
+    threshold: float
+    stats: dict[str, Any]
+    truncated_at: float | None
+    tracks: dict[str, list[TrackPoint]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return result_to_dict(self)
+
+
+def _event_dict(e: TrackedEvent) -> dict[str, Any]:
+    d = asdict(e)
+    d["box"] = list(e.box)
+    d["candidates"] = list(e.candidates)
+    for k in ("t_start", "t_end", "covered_s"):
+        d[k] = round(float(d[k]), 3)
+    for k in ("confidence", "attribution_margin", "match", "match_margin", "clarity"):
+        d[k] = round(float(d[k]), 4)
+    return d
+
+
+def result_to_dict(result: TrackResult) -> dict[str, Any]:
+    """The CLI's JSON shape."""
+    return {
+        "threshold": result.threshold,
+        "carts": {
+            token: {
+                "lines": [
+                    {"sku": ln.sku, "qty": ln.qty, "confidence": round(ln.confidence, 4)} for ln in cart.lines
+                ],
+                "confidence": round(cart.confidence, 4),
+                "flagged": cart.flagged,
+                "events": [_event_dict(e) for e in cart.events],
+            }
+            for token, cart in result.carts.items()
+        },
+        "unattributed": [_event_dict(e) for e in result.unattributed],
+        "stats": result.stats,
+        "truncated_at": result.truncated_at,
+        "tracks": {token: [list(p) for p in pts] for token, pts in result.tracks.items()},
+    }
+
+
+# -- inputs ---------------------------------------------------------------------
+
+
+def _load_planogram(planogram: Planogram | Path | str) -> tuple[Planogram, Path | None]:
+    if isinstance(planogram, Planogram):
+        return planogram, None
+    path = Path(planogram)
+    try:
+        return scene_files.load_planogram(path), path.parent
+    except scene_files.PlanogramError as exc:
+        raise PlanogramError(str(exc)) from exc
+
+
+def _load_visits(visits: Sequence[VisitInfo] | Path | str) -> tuple[list[VisitInfo], Path | None]:
+    if isinstance(visits, (str, Path)):
+        path = Path(visits)
+        try:
+            return scene_files.load_visits(path), path.parent
+        except scene_files.VisitsError as exc:
+            raise VisitsError(str(exc)) from exc
+    return list(visits), None
+
+
+def _analysis_size(info: StreamInfo) -> tuple[int, int]:
+    h = min(ANALYSIS_HEIGHT, info.height)
+    h -= h % 4
+    w = int(round(info.width * h / info.height))
+    w -= w % 4
+    return max(w, 8), max(h, 8)
+
+
+# -- the pass over the footage -----------------------------------------------------
+
+
+@dataclass
+class _Visit:
+    info: VisitInfo
+    desc: Descriptor | None
+
+
+@dataclass
+class _Pos:
+    slot: int  # index into the pass's slots
+    i: int  # facing position within the slot
+    active: bool = False
+    start: int = 0
+    quiet_run: int = 0
+    last_quiet: int = 0
+    peak_cover: float = 0.0
+    covered: int = 0  # frames the position was mostly hidden in its last episode
+
+
+@dataclass
+class _RawEvent:
+    slot: SlotState
+    kind: str
+    sku: str
+    qty: int
+    start: int
+    end: int
+    before_frame: int
+    after_frame: int
+    changes: list[PositionChange]
+    clarity: float
+    covered_frames: int
+
+
+class _Pass:
+    def __init__(
+        self,
+        planogram: Planogram,
+        visits: list[_Visit],
+        products: dict[str, NDArray[np.uint8]],
+        info: StreamInfo,
+        size: tuple[int, int],
+    ) -> None:
+        self.planogram = planogram
+        self.visits = visits
+        self.products = products
+        self.info = info
+        self.fps = info.fps if info.fps > 0 else planogram.camera.fps
+        self.aw, self.ah = size
+        self.scale = self.aw / planogram.camera.width
+        self.templates = make_templates(planogram, products, self.scale)
+        self.slots: list[SlotState] = []
+        self.ref_small: NDArray[np.uint8] | None = None
+        self.prev_small: NDArray[np.uint8] | None = None
+        self.sample: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
+        self.blobs: deque[list[Blob]] = deque(maxlen=max(10, int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY)))
+        self.raw: list[_RawEvent] = []
+        self.tracks: dict[str, list[TrackPoint]] = {v.info.token: [] for v in visits}
+        self.gain = 1.0
+        self.frames = 0
+        self.positions: list[_Pos] = []
+        self.pending: list[list[PositionChange]] = []
+        self.cols = self.tops = self.bottoms = np.zeros((0, 4), np.int32)
+        self._active: NDArray[np.bool_] | None = None
+
+    @property
+    def active_mask(self) -> NDArray[np.bool_]:
+        if self._active is None or self._active.shape[0] != len(self.positions):
+            self._active = np.zeros(len(self.positions), bool)
+        return self._active
+
+    # -- setup on the first frame
+    def _start(self, bgr: NDArray[np.float32], small: NDArray[np.uint8]) -> None:
+        self.ref_small = small.copy()
+        self.prev_small = small.copy()
+        sh, sw = small.shape
+        cols, tops, bottoms = [], [], []
+        for slot in self.planogram.slots:
+            s = init_slot(slot, bgr, self.templates, self.scale)
+            s.ref_bgr = crop_box(bgr, s).copy()
+            k = len(self.slots)
+            self.slots.append(s)
+            self.pending.append([])
+            y0, y1 = s.y0 // 2, (s.y1 + 1) // 2
+            half = max(1.0, s.facing_w * 0.45 / 2)
+            for i, c in enumerate(s.centers):
+                x0 = max(0, int(c / 2 - half))
+                x1 = min(sw, max(x0 + 1, int(round(c / 2 + half))))
+                cols.append([x0, y0, x1, y1])
+                # one row of slack between the slot and its rings: rounding must not put product pixels in them
+                tops.append([x0, max(0, y0 - 1 - RING), x1, max(1, y0 - 1)])
+                bottoms.append([x0, min(sh - 1, y1 + 1), x1, min(sh, y1 + 1 + RING)])
+                self.positions.append(_Pos(k, i))
+        self.cols = np.asarray(cols, np.int32).reshape(-1, 4)
+        self.tops = np.asarray(tops, np.int32).reshape(-1, 4)
+        self.bottoms = np.asarray(bottoms, np.int32).reshape(-1, 4)
+        ys, xs = np.mgrid[2 : sh - 2 : 6, 2 : sw - 2 : 6]
+        ok = (small[ys, xs] > 30) & (small[ys, xs] < 235)
+        self.sample = (ys[ok].astype(np.intp), xs[ok].astype(np.intp))
+
+    @staticmethod
+    def _frac(integral: NDArray[np.int32], r: NDArray[np.int32]) -> NDArray[np.float64]:
+        n = (
+            integral[r[:, 3], r[:, 2]]
+            - integral[r[:, 1], r[:, 2]]
+            - integral[r[:, 3], r[:, 0]]
+            + integral[r[:, 1], r[:, 0]]
+        ).astype(np.float64)
+        area = np.maximum(1, (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])).astype(np.float64)
+        return n / area
+
+    def feed(self, index: int, y: NDArray[np.uint8], buf: NDArray[np.uint8]) -> None:
+        self.frames = index + 1
+        small = np.ascontiguousarray(y[::2, ::2])
+        if self.ref_small is None:
+            bgr = cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420).astype(np.float32)
+            self._start(bgr, small)
+            return
+        assert self.sample is not None and self.prev_small is not None
+        ref = self.ref_small[self.sample].astype(np.float32)
+        cur = small[self.sample].astype(np.float32)
+        self.gain = float(np.median(cur / np.maximum(ref, 1.0)))
+        refg = cv2.convertScaleAbs(self.ref_small, alpha=self.gain)
+        dref = cv2.absdiff(small, refg)
+        _, fg = cv2.threshold(dref, DIFF_T, 1, cv2.THRESH_BINARY)
+        dmot = cv2.absdiff(small, self.prev_small)
+        _, mot = cv2.threshold(dmot, MOTION_T, 1, cv2.THRESH_BINARY)
+        self.prev_small = small
+        ifg = cv2.integral(fg)
+        imot = cv2.integral(mot)
+        cover = self._frac(ifg, self.cols)
+        ring = np.maximum(self._frac(ifg, self.tops), self._frac(ifg, self.bottoms))
+        motion = np.maximum(
+            self._frac(imot, self.cols),
+            np.maximum(self._frac(imot, self.tops), self._frac(imot, self.bottoms)),
+        )
+        disturbed = (ring > RING_QUIET) | (motion > MOTION_QUIET) | (cover > COVER_QUIET)
+        quiet = (ring <= RING_QUIET) & (motion <= MOTION_QUIET)
+        settled: list[_Pos] = []
+        for k in np.flatnonzero(disturbed | self.active_mask):
+            ps = self.positions[int(k)]
+            if not ps.active:
+                ps.active = True
+                ps.start = index
+                ps.quiet_run = 0
+                ps.peak_cover = float(cover[k])
+                self.active_mask[k] = True
+                continue
+            ps.peak_cover = max(ps.peak_cover, float(cover[k]))
+            ps.quiet_run = ps.quiet_run + 1 if quiet[k] else 0
+            if ps.quiet_run >= SETTLE_FRAMES:
+                settled.append(ps)
+        for k in np.flatnonzero(~(disturbed | self.active_mask)):
+            self.positions[int(k)].last_quiet = index
+        people = index % PEOPLE_EVERY == 0
+        if people or settled:
+            bgr_full = cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420)
+            if people:
+                self._people(index, fg, np.ascontiguousarray(bgr_full[::2, ::2]))
+            if settled:
+                f32 = bgr_full.astype(np.float32) / max(self.gain, 0.05)
+                for ps in settled:
+                    self._settle(ps, index, f32, small)
+        # a slot's changes become events once none of its positions is still busy (or after a while)
+        for k, pend in enumerate(self.pending):
+            if not pend:
+                continue
+            busy = any(ps.active for ps in self.positions if ps.slot == k)
+            if not busy or index - pend[-1].end > EMIT_AFTER_S * self.fps:
+                self._emit(k, pend)
+                self.pending[k] = []
+
+    def _settle(self, ps: _Pos, index: int, bgr: NDArray[np.float32], small: NDArray[np.uint8]) -> None:
+        s = self.slots[ps.slot]
+        after = crop_box(bgr, s)
+        change, _ = compare_position(s, ps.i, s.ref_bgr, after, bgr, self.templates, CHANGE_DIFF)
+        end = index - SETTLE_FRAMES
+        if change is not None:
+            self.pending[ps.slot].append(replace(change, start=ps.start, end=end, before_frame=ps.last_quiet))
+            s.labels[ps.i] = change.after
+        a0, a1 = column(s, ps.i, after.shape[1])
+        s.ref_bgr[:, a0:a1] = after[:, a0:a1]
+        assert self.ref_small is not None
+        g = max(self.gain, 0.05)
+        k = self.positions.index(ps)
+        for r in (self.cols[k], self.tops[k], self.bottoms[k]):
+            region = small[r[1] : r[3], r[0] : r[2]].astype(np.float32) / g
+            self.ref_small[r[1] : r[3], r[0] : r[2]] = np.clip(region, 0, 255).astype(np.uint8)
+        ps.active = False
+        self.active_mask[k] = False
+        ps.quiet_run = 0
+        ps.last_quiet = index
+        ps.covered = max(0, end - ps.start) if ps.peak_cover > 0.6 else 0
+        ps.peak_cover = 0.0
+
+    def flush(self) -> None:
+        """At the end of the footage: what settled but was waiting for its slot to calm becomes events."""
+        for k, pend in enumerate(self.pending):
+            if pend:
+                self._emit(k, pend)
+                self.pending[k] = []
+
+    def _emit(self, k: int, changes: list[PositionChange]) -> None:
+        s = self.slots[k]
+        start = min(c.start for c in changes)
+        end = max(c.end for c in changes)
+        before = min(c.before_frame for c in changes)
+        after = end + SETTLE_FRAMES
+        covered = max(ps.covered for ps in self.positions if ps.slot == k)
+        diffs = [c.diff for c in changes]
+        clarity = float(min(1.0, max(0.0, (min(diffs) - CHANGE_DIFF) / CHANGE_DIFF)))
+        picks: dict[str, list[PositionChange]] = {}
+        for c in changes:
+            if c.before is not None:
+                picks.setdefault(c.before, []).append(c)
+        for sku, cs in picks.items():
+            self.raw.append(
+                _RawEvent(s, "pick", sku, len(cs), start, end, before, after, cs, clarity, covered)
+            )
+        for c in changes:
+            if c.after is not None:
+                self.raw.append(
+                    _RawEvent(s, "return", c.after, 1, start, end, before, after, [c], clarity, covered)
+                )
+
+    def _people(self, index: int, fg: NDArray[np.uint8], bgr_small: NDArray[np.uint8]) -> None:
+        h = fg.shape[0]
+        blobs = find_blobs(index, fg, bgr_small, (int(h * 0.5), int(h * 0.88)), max(6, fg.shape[1] // 50))
+        self.blobs.append(blobs)
+        if not blobs:
+            return
+        t = index / self.fps
+        present = [v for v in self.visits if v.info.entered_at - 1.0 <= t <= v.info.exited_at + 1.0]
+        if not present:
+            return
+        inv = 2.0 / self.scale
+        for b in blobs:
+            token = present[0].info.token
+            if len(present) > 1:
+                if b.desc is None:
+                    continue
+                dists = [descriptor_distance(b.desc, v.desc) if v.desc else 9.0 for v in present]
+                token = present[int(np.argmin(dists))].info.token
+            self.tracks[token].append(
+                (
+                    index,
+                    int(b.x0 * inv),
+                    int(b.y0 * inv),
+                    int((b.x1 - b.x0) * inv),
+                    int((b.y1 - b.y0) * inv),
+                )
+            )
+
+    # -- attribution, done when an event is found (the blobs of its moment are still in memory)
+    def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...]]:
+        t0 = ev.start / self.fps
+        t1 = ev.end / self.fps
+        cands = [v for v in self.visits if v.info.entered_at - 0.5 <= t1 and v.info.exited_at + 0.5 >= t0]
+        if not cands:
+            return None, 0.0, ()
+        if len(cands) == 1:
+            return cands[0].info.token, 1.0, (cands[0].info.token,)
+        s = ev.slot
+        sx0, sx1 = s.x0 / 2, s.x1 / 2
+        reach = max(8.0, 0.12 * self.aw / 2)
+        scores = np.zeros(len(cands))
+        for blobs in self.blobs:
+            if not blobs or blobs[0].frame < ev.start - PEOPLE_EVERY or blobs[0].frame > ev.end:
+                continue
+            for b in blobs:
+                dist = max(0.0, sx0 - b.x1, b.x0 - sx1)
+                if dist > reach or b.desc is None:
+                    continue
+                w = math.exp(-dist / (reach / 2))
+                d = np.array([descriptor_distance(b.desc, v.desc) if v.desc else 1.0 for v in cands])
+                p = np.exp(-(d - d.min()) / 0.08)
+                scores += w * p / p.sum()
+        order = np.argsort(-scores)
+        total = float(scores.sum())
+        names = tuple(cands[int(i)].info.token for i in order)
+        if total <= 0:
+            # nobody seen next to the slot: the visit that was in the store longest around it
+            return None, 0.0, names
+        best, second = float(scores[order[0]]), float(scores[order[1]])
+        margin = (best - second) / total
+        return names[0], margin, names
+
+
+def _clarity(min_changed: float, max_unchanged: float) -> float:
+    lo = max(0.0, (min_changed - CHANGE_DIFF) / CHANGE_DIFF)
+    hi = max(0.0, (CHANGE_DIFF - max_unchanged) / CHANGE_DIFF)
+    return float(min(1.0, lo, 1.0) * 0.5 + min(1.0, hi) * 0.5)
+
+
+def track_footage(
+    footage: Path | str,
+    planogram: Planogram | Path | str,
+    visits: Sequence[VisitInfo] | Path | str,
+    *,
+    gate_dir: Path | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    progress: Callable[[float], None] | None = None,
+) -> TrackResult:
+    """Propose each visit's cart from shelf footage (see the module docstring for the steps).
+
+    `planogram` and `visits` are loaded objects or paths to the scene's JSON files;
+    product images are read relative to the planogram file (or `gate_dir`'s parent
+    when objects are passed), gate images from `gate_dir` (default: next to visits.json).
+    """
+    plan, plan_dir = _load_planogram(planogram)
+    visit_list, visits_dir = _load_visits(visits)
+    footage = Path(footage)
+    scene_dir = plan_dir or visits_dir or (gate_dir.parent if gate_dir is not None else footage.parent)
+    try:
+        products = load_product_images(plan, scene_dir)
+    except scene_files.PlanogramError as exc:
+        raise PlanogramError(str(exc)) from exc
+    if not visit_list:
+        raise VisitsError("there are no visits to tie the footage to")
+    try:
+        info = probe_stream(footage)
+    except DecodeError as exc:
+        raise VideoError(str(exc)) from exc
+    cam = plan.camera
+    if abs(info.width / info.height - cam.width / cam.height) > 0.02:
+        raise PlanogramError(
+            f"the planogram's camera is {cam.width}x{cam.height} but the footage is {info.width}x{info.height}"
+        )
+    fps = info.fps if info.fps > 0 else cam.fps
+    duration = info.frame_count / fps if info.frame_count else None
+    if duration is not None:
+        inside = [v for v in visit_list if v.exited_at >= 0 and v.entered_at <= duration]
+        if not inside:
+            raise VisitsError(
+                f"none of the {len(visit_list)} visits overlaps the footage (0 to {duration:.1f} s)"
+            )
+    gdir = gate_dir if gate_dir is not None else (visits_dir if visits_dir is not None else scene_dir)
+    vis = [_Visit(v, gate_descriptor(gdir / v.gate_image)) for v in visit_list]
+    size = _analysis_size(info)
+    p = _Pass(plan, vis, products, info, size)
+    report = DecodeReport()
+    expected = max(1, info.frame_count)
+    events: list[TrackedEvent] = []
+    done = 0
+    for frame in iter_yuv(footage, size[0], size[1], report):
+        p.feed(frame.index, frame.y, frame.buffer)
+        while done < len(p.raw):
+            events.append(_finish(p, p.raw[done]))
+            done += 1
+        if progress is not None and frame.index % 150 == 0:
+            progress(min(0.99, frame.index / expected))
+    p.flush()
+    while done < len(p.raw):
+        events.append(_finish(p, p.raw[done]))
+        done += 1
+    if report.frames == 0:
+        raise VideoError(f"{footage}: no frame could be decoded ({report.stderr or 'unknown error'})")
+    truncated_at: float | None = None
+    if (info.frame_count and report.frames < info.frame_count - 1) or report.had_errors:
+        truncated_at = round(report.frames / fps, 3)
+    result = _assemble(plan, visit_list, events, p, threshold, truncated_at, report, info)
+    if progress is not None:
+        progress(1.0)
+    return result
+
+
+def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
+    token, margin, cands = p.attribute(ev)
+    c0 = ev.changes[0]
+    if ev.kind == "pick":
+        match = float(np.mean([1.0 - c.match for c in ev.changes]))
+        match_margin = float(np.mean([c.runner_up - (1.0 - c.match) for c in ev.changes]))
+    else:
+        match = c0.match
+        match_margin = c0.match - c0.runner_up
+    fps = p.fps
+    s = ev.slot
+    slot_sku = s.slot.sku
+    feats = conf.EventFeatures(
+        kind=ev.kind,
+        qty=ev.qty,
+        clarity=ev.clarity,
+        match=match,
+        match_margin=match_margin,
+        attribution_margin=margin,
+        candidates=len(cands),
+        covered_s=ev.covered_frames / fps,
+        foreign=ev.sku != slot_sku,
+        init_margin=s.init_margin,
+        attributed=token is not None,
+    )
+    pe = conf.event_probability(feats)
+    return TrackedEvent(
+        t_start=round(ev.start / fps, 3),
+        t_end=round(ev.end / fps, 3),
+        slot=s.slot.id,
+        sku=ev.sku,
+        kind=ev.kind,
+        qty=ev.qty,
+        confidence=pe,
+        attribution_margin=margin,
+        ambiguous=len(cands) > 1 and margin < conf.AMBIGUOUS_MARGIN,
+        token=token,
+        before_frame=ev.before_frame,
+        after_frame=ev.after_frame,
+        box=s.box,
+        candidates=cands,
+        match=match,
+        match_margin=match_margin,
+        clarity=ev.clarity,
+        covered_s=ev.covered_frames / fps,
+    )
+
+
+def _assemble(
+    plan: Planogram,
+    visits: list[VisitInfo],
+    events: list[TrackedEvent],
+    p: _Pass,
+    threshold: float,
+    truncated_at: float | None,
+    report: DecodeReport,
+    info: StreamInfo,
+) -> TrackResult:
+    by_token: dict[str, list[TrackedEvent]] = {v.token: [] for v in visits}
+    unattributed: list[TrackedEvent] = []
+    for e in events:
+        if e.token is None or e.token not in by_token:
+            unattributed.append(e)
+        else:
+            by_token[e.token].append(e)
+    duration = p.frames / p.fps
+    carts: dict[str, ProposedCart] = {}
+    for v in visits:
+        evs = by_token[v.token]
+        qty: dict[str, int] = {}
+        line_conf: dict[str, float] = {}
+        for e in evs:
+            qty[e.sku] = qty.get(e.sku, 0) + (e.qty if e.kind == "pick" else -e.qty)
+            line_conf[e.sku] = line_conf.get(e.sku, 1.0) * e.confidence
+        lines = [ProposedLine(sku, n, round(line_conf[sku], 4)) for sku, n in sorted(qty.items()) if n > 0]
+        seen = v.exited_at >= 0 and v.entered_at <= duration
+        cut = truncated_at is not None and v.exited_at > truncated_at
+        cf = conf.CartFeatures(
+            event_probs=[e.confidence for e in evs],
+            negative=any(n < 0 for n in qty.values()),
+            seen=seen and not cut,
+            unattributed_nearby=sum(
+                1 for e in unattributed if v.entered_at - 1 <= e.t_start <= v.exited_at + 1
+            ),
+            ambiguous=any(e.ambiguous for e in evs),
+        )
+        pc = conf.cart_probability(cf)
+        carts[v.token] = ProposedCart(v.token, lines, round(pc, 4), evs, flagged=pc < threshold)
+    stats: dict[str, Any] = {
+        "frames": p.frames,
+        "fps": p.fps,
+        "duration_s": round(duration, 3),
+        "analysis_size": [p.aw, p.ah],
+        "events": len(events),
+        "unattributed": len(unattributed),
+        "flagged": sum(c.flagged for c in carts.values()),
+        "decode_errors": report.stderr[-500:] if report.had_errors else "",
+        "expected_frames": info.frame_count,
+    }
+    return TrackResult(carts, unattributed, threshold, stats, truncated_at, p.tracks)
