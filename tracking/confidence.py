@@ -29,6 +29,8 @@ from numpy.typing import NDArray
 
 DEFAULT_THRESHOLD = 0.9  # a cart at or above this probability of being exactly right is auto-approved
 AMBIGUOUS_MARGIN = 0.35  # attribution margin under which an event with rival shoppers is ambiguous
+LOOKALIKE_MARGIN = 0.05  # correlation margin under which an item put back may be its look-alike
+DOUBT_CAP = 0.5  # an ambiguous or look-alike event is worth no more than this
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
 # seeds used for fitting; the benchmark's standard suite uses 1..999
@@ -119,7 +121,13 @@ def _sigmoid(z: float) -> float:
 
 def event_probability(f: EventFeatures) -> float:
     w = np.asarray(_params()["event_weights"], np.float64)
-    return round(_sigmoid(float(w @ f.vector())), 4)
+    p = _sigmoid(float(w @ f.vector()))
+    if f.kind == "return" and f.match_margin < LOOKALIKE_MARGIN:
+        # two products match the item put back about equally well: a look-alike, a person must look
+        p = min(p, DOUBT_CAP)
+    if f.candidates > 1 and f.attribution_margin < AMBIGUOUS_MARGIN:
+        p = min(p, DOUBT_CAP)
+    return round(p, 4)
 
 
 def cart_score(f: CartFeatures) -> float:
@@ -139,7 +147,10 @@ def cart_score(f: CartFeatures) -> float:
 
 def cart_probability(f: CartFeatures) -> float:
     curve = _params()["cart_curve"]
-    return float(np.interp(cart_score(f), curve["x"], curve["y"]))
+    p = float(np.interp(cart_score(f), curve["x"], curve["y"]))
+    if f.ambiguous or any(q <= DOUBT_CAP for q in f.event_probs):
+        p = min(p, DOUBT_CAP)
+    return p
 
 
 # -- fitting (only here and in the benchmark are the answers read) -------------------

@@ -138,7 +138,7 @@ def iter_yuv(
     assert stdout is not None
     size = width * height * 3 // 2
     buf = np.empty((height * 3 // 2, width), np.uint8)
-    mem = memoryview(buf.reshape(-1))
+    mem = memoryview(buf.reshape(-1).data)
     y = buf[:height]
     uv = buf[height:].reshape(-1)
     q = (width // 2) * (height // 2)
@@ -149,7 +149,7 @@ def iter_yuv(
         while True:
             got = 0
             while got < size:
-                n = stdout.readinto(mem[got:])
+                n = stdout.readinto(mem[got:])  # type: ignore[attr-defined]
                 if not n:
                     break
                 got += n

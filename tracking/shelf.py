@@ -70,10 +70,11 @@ class SlotState:
         return (self.slot.x, self.slot.y, self.slot.w, self.slot.h)
 
 
-TOP_MARGIN = 0.35  # share of the slot's height kept above it in the reference (a taller item put back)
+TOP_MARGIN = 0.35
+PICK_MAX_MATCH = 0.42  # a facing still this much like its product has not been taken  # share of the slot's height kept above it in the reference (a taller item put back)
 
 
-def crop_box(frame_bgr: U8, s: SlotState) -> U8:
+def crop_box(frame_bgr: F32, s: SlotState) -> F32:
     top = max(0, s.y0 - int(round((s.y1 - s.y0) * TOP_MARGIN)))
     return frame_bgr[top : s.y1, s.x0 : s.x1]
 
@@ -224,7 +225,7 @@ def compare_position(
         still = match_at(after_frame, tm, c, s.y1, 2)
         was = match_at(before, tm, c - s.x0, before.shape[0], 2)
         # taken: the product's match dropped well below what it was
-        if still > 0.6 and still > was - 0.15:
+        if still > PICK_MAX_MATCH or still > was - 0.25:
             return None, d
         return PositionChange(i, old, None, d, 1.0 - still, was, old), d
     scores = {sku: match_at(after_frame, tm, c, s.y1, 3) for sku, (_, _, tm) in templates.items()}

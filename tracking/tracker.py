@@ -72,6 +72,7 @@ COVER_QUIET = 0.04
 EMIT_AFTER_S = 3.0
 CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
 BLOB_MEMORY_S = 40.0
+HELD_SWAP_MARGIN = 0.12
 
 
 class TrackingError(Exception):
@@ -110,6 +111,7 @@ class TrackedEvent:
     match_margin: float = 1.0  # against the runner-up (another product or empty)
     clarity: float = 1.0  # how clearly the count changed (0..1)
     covered_s: float = 0.0  # how long the slot was out of view
+    evidence: conf.EventFeatures | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ class TrackResult:
 
 def _event_dict(e: TrackedEvent) -> dict[str, Any]:
     d = asdict(e)
+    d.pop("evidence", None)
     d["box"] = list(e.box)
     d["candidates"] = list(e.candidates)
     for k in ("t_start", "t_end", "covered_s"):
@@ -267,6 +270,7 @@ class _Pass:
         self.sample: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
         self.blobs: deque[list[Blob]] = deque(maxlen=max(10, int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY)))
         self.raw: list[_RawEvent] = []
+        self.finished: list[TrackedEvent] = []
         self.tracks: dict[str, list[TrackPoint]] = {v.info.token: [] for v in visits}
         self.gain = 1.0
         self.frames = 0
@@ -338,8 +342,8 @@ class _Pass:
         dmot = cv2.absdiff(small, self.prev_small)
         _, mot = cv2.threshold(dmot, MOTION_T, 1, cv2.THRESH_BINARY)
         self.prev_small = small
-        ifg = cv2.integral(fg)
-        imot = cv2.integral(mot)
+        ifg = np.asarray(cv2.integral(fg), np.int32)
+        imot = np.asarray(cv2.integral(mot), np.int32)
         cover = self._frac(ifg, self.cols)
         ring = np.maximum(self._frac(ifg, self.tops), self._frac(ifg, self.bottoms))
         motion = np.maximum(
@@ -368,7 +372,7 @@ class _Pass:
         if people or settled:
             bgr_full = cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420)
             if people:
-                self._people(index, fg, np.ascontiguousarray(bgr_full[::2, ::2]))
+                self._people(index, np.asarray(fg, np.uint8), np.ascontiguousarray(bgr_full[::2, ::2]))
             if settled:
                 f32 = bgr_full.astype(np.float32) / max(self.gain, 0.05)
                 for ps in settled:
@@ -579,6 +583,16 @@ def track_footage(
 def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
     token, margin, cands = p.attribute(ev)
     c0 = ev.changes[0]
+    if ev.kind == "return" and token is not None and c0.runner_up_sku is not None:
+        # a shopper can only put back what they hold: between two close looks, the one they took
+        held = {e.sku for e in p.finished if e.token == token and e.kind == "pick"}
+        if ev.sku not in held and c0.runner_up_sku in held and c0.match - c0.runner_up < HELD_SWAP_MARGIN:
+            ev.sku = c0.runner_up_sku
+            c0 = replace(
+                c0, after=c0.runner_up_sku, match=c0.runner_up, runner_up=c0.match, runner_up_sku=c0.after
+            )
+            ev.changes[0] = c0
+            ev.slot.labels[c0.index] = c0.after
     if ev.kind == "pick":
         match = float(np.mean([1.0 - c.match for c in ev.changes]))
         match_margin = float(np.mean([c.runner_up - (1.0 - c.match) for c in ev.changes]))
@@ -602,7 +616,7 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
         attributed=token is not None,
     )
     pe = conf.event_probability(feats)
-    return TrackedEvent(
+    event = TrackedEvent(
         t_start=round(ev.start / fps, 3),
         t_end=round(ev.end / fps, 3),
         slot=s.slot.id,
@@ -621,7 +635,10 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
         match_margin=match_margin,
         clarity=ev.clarity,
         covered_s=ev.covered_frames / fps,
+        evidence=feats,
     )
+    p.finished.append(event)
+    return event
 
 
 def _assemble(

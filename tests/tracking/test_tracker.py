@@ -1,0 +1,199 @@
+"""The tracker on small simulated scenes (640x360, one or two shoppers) and on bad input.
+
+Scenes are rendered into a temporary folder once per module; the seeds were
+chosen (from the plan alone, before any tracking) for the events each test needs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tracking import track_footage
+from tracking.scene import load_truth, write_json
+from tracking.simulator import simulate
+from tracking.track import main as track_main
+from tracking.tracker import (
+    DEFAULT_THRESHOLD,
+    PlanogramError,
+    TrackingError,
+    TrackResult,
+    VideoError,
+    VisitsError,
+)
+
+pytestmark = pytest.mark.slow
+
+SCENES = {
+    # name: (seed, preset, shoppers, duration)
+    "picks": (5002, "easy", 3, 40.0),
+    "home_return": (5, "mixed", 1, 16.0),
+    "foreign_return": (23, "mixed", 1, 16.0),
+    "two_shoppers": (10, "mixed", 2, 20.0),
+}
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("scenes")
+    out = {}
+    for name, (seed, preset, shoppers, duration) in SCENES.items():
+        simulate(
+            root / name, seed=seed, preset=preset, shoppers=shoppers, duration=duration, width=640, height=360
+        )
+        out[name] = root / name
+    return out
+
+
+def run(scene: Path) -> TrackResult:
+    return track_footage(scene / "footage.mp4", scene / "planogram.json", scene / "visits.json")
+
+
+def carts_of(result: TrackResult) -> dict[str, dict[str, int]]:
+    return {token: {ln.sku: ln.qty for ln in cart.lines} for token, cart in result.carts.items()}
+
+
+def test_it_finds_each_pick_and_proposes_exact_carts(scenes: dict[str, Path]) -> None:
+    result = run(scenes["picks"])
+    truth = load_truth(scenes["picks"] / "truth.json")
+    assert carts_of(result) == truth.carts
+    assert result.truncated_at is None
+    assert result.unattributed == []
+    for cart in result.carts.values():
+        assert not cart.flagged
+        for e in cart.events:
+            assert e.kind == "pick" and e.token == cart.token
+            assert e.before_frame < e.after_frame
+            assert 0.0 <= e.confidence <= 1.0
+
+
+def test_it_nets_a_return_to_the_home_slot_against_the_pick(scenes: dict[str, Path]) -> None:
+    result = run(scenes["home_return"])
+    truth = load_truth(scenes["home_return"] / "truth.json")
+    assert carts_of(result) == truth.carts
+    kinds = [e.kind for cart in result.carts.values() for e in cart.events]
+    assert "return" in kinds
+
+
+def test_it_recognises_a_foreign_item_put_back_on_another_slot(scenes: dict[str, Path]) -> None:
+    result = run(scenes["foreign_return"])
+    truth = load_truth(scenes["foreign_return"] / "truth.json")
+    assert carts_of(result) == truth.carts
+    (cart,) = result.carts.values()
+    foreign = [e for e in cart.events if e.kind == "return"]
+    assert foreign and foreign[0].slot == "S02" and foreign[0].sku == "SKU-009"
+
+
+def test_it_gives_a_look_alike_put_back_a_low_confidence(scenes: dict[str, Path]) -> None:
+    # SKU-009 and SKU-010 are two variants of one product: the returned bottle matches both closely
+    result = run(scenes["foreign_return"])
+    (cart,) = result.carts.values()
+    (ret,) = [e for e in cart.events if e.kind == "return"]
+    assert ret.match_margin < 0.1
+    assert ret.confidence < DEFAULT_THRESHOLD
+    assert cart.flagged
+
+
+def test_it_attributes_events_between_two_shoppers(scenes: dict[str, Path]) -> None:
+    result = run(scenes["two_shoppers"])
+    truth = load_truth(scenes["two_shoppers"] / "truth.json")
+    assert len(result.carts) == 2
+    assert carts_of(result) == truth.carts
+    both = [e for cart in result.carts.values() for e in cart.events if len(e.candidates) == 2]
+    assert both, "the two visits overlap, so some events had two candidates"
+    assert result.tracks and all(
+        isinstance(p, tuple) and len(p) == 5 for pts in result.tracks.values() for p in pts
+    )
+
+
+def test_the_cli_writes_every_visit_with_flag_and_threshold(scenes: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    assert track_main([str(scenes["two_shoppers"]), "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    visits = json.loads((scenes["two_shoppers"] / "visits.json").read_text())
+    assert data["threshold"] == DEFAULT_THRESHOLD
+    assert set(data["carts"]) == {v["token"] for v in visits}
+    for cart in data["carts"].values():
+        assert set(cart) >= {"lines", "confidence", "flagged", "events"}
+        assert cart["flagged"] == (cart["confidence"] < DEFAULT_THRESHOLD)
+    assert "unattributed" in data and "stats" in data
+
+
+def test_it_never_reads_the_answers(scenes: dict[str, Path], tmp_path: Path) -> None:
+    scene = tmp_path / "scene"
+    shutil.copytree(scenes["picks"], scene)
+    (scene / "truth.json").write_text("not json, and the tracker must not care")
+    assert run(scene).carts
+
+
+# -- bad input -------------------------------------------------------------------
+
+
+def copy_scene(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_a_missing_video_is_a_video_error(scenes: dict[str, Path], tmp_path: Path) -> None:
+    scene = copy_scene(scenes["home_return"], tmp_path / "s")
+    (scene / "footage.mp4").unlink()
+    with pytest.raises(VideoError, match="no such file"):
+        run(scene)
+
+
+def test_an_empty_video_is_a_video_error(scenes: dict[str, Path], tmp_path: Path) -> None:
+    scene = copy_scene(scenes["home_return"], tmp_path / "s")
+    (scene / "footage.mp4").write_bytes(b"")
+    with pytest.raises(VideoError, match="empty"):
+        run(scene)
+
+
+def test_corrupt_bytes_are_a_video_error(scenes: dict[str, Path], tmp_path: Path) -> None:
+    scene = copy_scene(scenes["home_return"], tmp_path / "s")
+    (scene / "footage.mp4").write_bytes(bytes(range(256)) * 400)
+    with pytest.raises(VideoError):
+        run(scene)
+    assert issubclass(VideoError, TrackingError)
+
+
+def test_a_truncated_video_is_processed_as_far_as_it_goes(scenes: dict[str, Path], tmp_path: Path) -> None:
+    scene = copy_scene(scenes["home_return"], tmp_path / "s")
+    data = (scene / "footage.mp4").read_bytes()
+    (scene / "footage.mp4").write_bytes(data[: len(data) // 2])
+    result = run(scene)
+    assert result.truncated_at is not None
+    assert 2.0 < result.truncated_at < 16.0
+    assert set(result.carts) == {v["token"] for v in json.loads((scene / "visits.json").read_text())}
+    # the visit runs past where reading stopped: it cannot be auto-approved
+    assert all(cart.flagged for cart in result.carts.values())
+
+
+def test_a_slot_outside_the_frame_is_a_planogram_error(scenes: dict[str, Path], tmp_path: Path) -> None:
+    scene = copy_scene(scenes["home_return"], tmp_path / "s")
+    plan = json.loads((scene / "planogram.json").read_text())
+    plan["slots"][0]["x"] = plan["camera"]["width"] - 5
+    write_json(scene / "planogram.json", plan)
+    with pytest.raises(PlanogramError, match="outside"):
+        run(scene)
+
+
+def test_visits_that_overlap_no_footage_are_a_visits_error(scenes: dict[str, Path], tmp_path: Path) -> None:
+    scene = copy_scene(scenes["home_return"], tmp_path / "s")
+    visits = json.loads((scene / "visits.json").read_text())
+    for v in visits:
+        v["entered_at"], v["exited_at"] = 5000.0, 5100.0
+    write_json(scene / "visits.json", visits)
+    with pytest.raises(VisitsError, match="overlaps"):
+        run(scene)
+
+
+def test_the_cli_reports_bad_input_with_status_2(
+    scenes: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scene = copy_scene(scenes["home_return"], tmp_path / "s")
+    (scene / "footage.mp4").write_bytes(b"")
+    assert track_main([str(scene), "--out", str(tmp_path / "r.json")]) == 2
+    assert "VideoError" in capsys.readouterr().err
