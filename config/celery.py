@@ -24,7 +24,10 @@ BEAT_SCHEDULE = {
 
 app = Celery("checkout_review")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
+_extra = [q.strip() for q in os.environ.get("CELERY_EXTRA_QUEUES", "").split(",") if q.strip()]
+app.conf.task_queues = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name) for name in (*QUEUES, *_extra)
+]
 app.conf.task_create_missing_queues = False
 app.conf.beat_schedule = BEAT_SCHEDULE
 app.autodiscover_tasks(["reviewapp"])

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db.models import Count, Min
 
-from .models import Footage, ReviewTask
-from .states import FootageStatus, TaskState
+from .models import Charge, Footage, ReviewTask
+from .states import ChargeState, FootageStatus, TaskState
 
 
 def queue_summary() -> dict[str, Any]:
@@ -25,4 +25,13 @@ def footage_problems(*, limit: int = 20) -> list[Footage]:
         Footage.objects.filter(status=FootageStatus.FAILED)
         .select_related("store", "camera")
         .order_by("-created_at")[:limit]
+    )
+
+
+def settlement_problems(*, limit: int = 50) -> list[Charge]:
+    """Charges that failed (declined, or out of retries): a supervisor must act."""
+    return list(
+        Charge.objects.filter(state=ChargeState.FAILED)
+        .select_related("transaction", "transaction__store")
+        .order_by("created_at")[:limit]
     )

@@ -115,47 +115,35 @@ class Worker:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup: None, django_db_blocker: Any) -> Iterator[Worker]:
-    """A real `celery worker` process on the configured broker, consuming every queue.
+def start_worker(
+    extra_env: dict[str, str] | None = None,
+    *,
+    concurrency: int = 2,
+    queues: str = "tracking,media,settlement,default",
+) -> Worker:
+    """Start a real `celery worker` process on the configured broker, consuming every queue.
 
-    On the embedded defaults the broker is the filesystem transport in a fresh folder
-    (so a running demo cannot steal test tasks); in CI it is Redis. The worker uses
-    the test database; tests that use it need `transactional_db`, since the worker
-    only sees committed rows.
+    On the embedded defaults the broker is the filesystem transport in this run's own
+    folder (tests/isolation.py), so a running demo cannot steal test tasks; in CI it is
+    Redis. The worker uses the test database; tests that use it need
+    `transactional_db`, since the worker only sees committed rows.
     """
     from django.conf import settings
 
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    with django_db_blocker.unblock():
-        env["DATABASE_URL"] = database_url_of_test_db()
-    tmp = Path(tempfile.mkdtemp(prefix="cr-worker-"))
-    # tests/isolation.py gave this run its own broker folder; the worker must share it
+    env["DATABASE_URL"] = database_url_of_test_db()
     env["CELERY_BROKER_DIR"] = str(settings.CELERY_BROKER_DIR)
+    env["MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
+    env["RETRY_BASE_SECONDS"] = "0.2"
+    env.update(extra_env or {})
+    tmp = Path(tempfile.mkdtemp(prefix="cr-worker-"))
     log = tmp / "worker.log"
     cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        "-Q",
-        "tracking,media,settlement,default",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "2",
-        "--prefetch-multiplier=1",
-        "-l",
-        "INFO",
-        "--without-heartbeat",
-        "--without-mingle",
-        "--without-gossip",
-        "-n",
-        f"test-{os.getpid()}@%h",
-    ]
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
+        "--pool", "prefork", "--concurrency", str(concurrency), "--prefetch-multiplier=1", "-l", "INFO",
+        "--without-heartbeat", "--without-mingle", "--without-gossip", "-n", f"test-{os.getpid()}-{tmp.name}@%h",
+    ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -167,13 +155,41 @@ def celery_worker_process(django_db_setup: None, django_db_blocker: Any) -> Iter
             proc.kill()
             pytest.fail(f"the Celery worker did not start:\n{worker.output()[-4000:]}")
         time.sleep(0.2)
-    yield worker
+    return worker
+
+
+def stop_worker(worker: Worker) -> None:
+    proc = worker.proc
     proc.terminate()  # the main process only: it stops its pool children itself (warm shutdown)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None, django_db_blocker: Any) -> Iterator[Worker]:
+    """One real worker for the whole run (see start_worker)."""
+    with django_db_blocker.unblock():
+        worker = start_worker()
+    yield worker
+    stop_worker(worker)
+
+
+@pytest.fixture
+def worker_factory(transactional_db: None) -> Iterator[Callable[..., Worker]]:
+    """Start workers with their own environment (e.g. a misbehaving gateway); stopped after the test."""
+    started: list[Worker] = []
+
+    def start(concurrency: int = 2, queues: str = "tracking,media,settlement,default", **env: str) -> Worker:
+        worker = start_worker(env, concurrency=concurrency, queues=queues)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        stop_worker(worker)
 
 
 def wait_for(
