@@ -24,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+        parser.add_argument("--seed", type=int, default=2026, help="seed of the simulated store's footage")
+        parser.add_argument("--no-scene", action="store_true", help="start without simulating a store")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
@@ -31,6 +33,8 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Demo logins:")
         call_command("create_demo_users", stdout=self.stdout)
+        if not options["no_scene"]:
+            self._simulated_store(seed=options["seed"])
 
         python = sys.executable
         addr = f"{options['host']}:{options['port']}"
@@ -77,6 +81,28 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         finally:
             self._stop_all(procs)
+
+    def _simulated_store(self, *, seed: int) -> None:
+        """Render one mixed scene (cached under var/) and ingest it; the worker takes it from there."""
+        from reviewapp.models import Footage
+        from tracking.simulator import simulate
+
+        scene_dir = settings.VAR_DIR / f"demo-scene-{seed}"
+        if not (scene_dir / "footage.mp4").exists():
+            self.stdout.write(f"Simulating a store (mixed preset, seed {seed}) into {scene_dir} ...")
+            simulate(scene_dir, seed=seed, preset="mixed")
+        if Footage.objects.filter(store__name="Demo Store").exists():
+            self.stdout.write("Demo Store has its footage from an earlier run (`make clean` starts afresh).")
+            return
+        from reviewapp.services.audit import Actor
+        from reviewapp.services.ingest import IngestError, scene_ingest
+
+        try:
+            result = scene_ingest(scene_dir=scene_dir, store_name="Demo Store", actor=Actor(label="demo"))
+        except IngestError as exc:
+            self.stdout.write(f"Not ingesting the demo scene again: {exc}")
+            return
+        self.stdout.write(f"Ingested {len(result.visits)} visits; tracking is queued.")
 
     def _stop_all(self, procs: dict[str, subprocess.Popen[bytes]]) -> None:
         for proc in procs.values():
