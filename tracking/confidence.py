@@ -103,8 +103,11 @@ class CartFeatures:
 _DEFAULT_WEIGHTS = [1.5, 1.5, 1.0, 2.0, 3.0, -0.5, -0.8, -1.5, -0.5, -0.8, 1.0, -3.0]
 
 
+_OVERRIDE: dict[str, Any] | None = None  # set only while fitting
+
+
 @lru_cache(maxsize=1)
-def _params() -> dict[str, Any]:
+def _from_file() -> dict[str, Any]:
     if CALIBRATION_FILE.is_file():
         data: dict[str, Any] = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
         return data
@@ -113,6 +116,10 @@ def _params() -> dict[str, Any]:
         "empty_cart": 0.97,
         "cart_curve": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
     }
+
+
+def _params() -> dict[str, Any]:
+    return _OVERRIDE if _OVERRIDE is not None else _from_file()
 
 
 def _sigmoid(z: float) -> float:
@@ -199,6 +206,7 @@ def fit_isotonic(x: Sequence[float], y: Sequence[float]) -> tuple[list[float], l
 
 
 def _fit(cache: Path, presets: list[str]) -> dict[str, Any]:
+    global _OVERRIDE
     from tracking.bench import ensure_scene, match_events, run_scene  # the answers live there
 
     rows_x: list[NDArray[np.float64]] = []
@@ -210,55 +218,44 @@ def _fit(cache: Path, presets: list[str]) -> dict[str, Any]:
             result, truth, _ = run_scene(d)
             scenes.append((result, truth))
             for e, ok in match_events(result, truth):
-                rows_x.append(_features_of(e).vector())
-                rows_y.append(1.0 if ok else 0.0)
+                if e.evidence is not None:
+                    rows_x.append(e.evidence.vector())
+                    rows_y.append(1.0 if ok else 0.0)
             print(f"{d.name}: {len(result.carts)} carts", file=sys.stderr)
-    x = np.vstack(rows_x)
-    y = np.asarray(rows_y)
-    w = fit_logistic(x, y)
-    params: dict[str, Any] = {"event_weights": [round(float(v), 4) for v in w]}
-    _params.cache_clear()
-    # the cart curve: scores from the fitted event model, against exactness
-    old = dict(_params())
+    w = fit_logistic(np.vstack(rows_x), np.asarray(rows_y))
+    params: dict[str, Any] = {
+        "event_weights": [round(float(v), 4) for v in w],
+        "empty_cart": 1.0,
+        "cart_curve": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
+    }
+    # the cart curve: scores from the refitted event model, against whether the cart was exactly right
+    _OVERRIDE = params
     try:
-        _override(params | {"empty_cart": 1.0, "cart_curve": {"x": [0.0, 1.0], "y": [0.0, 1.0]}})
         scores: list[float] = []
         exact: list[float] = []
         for result, truth in scenes:
             for token, cart in result.carts.items():
-                f = cart_features_of(result, token)
+                if cart.evidence is None:
+                    continue
+                probs = [event_probability(e.evidence) for e in cart.events if e.evidence is not None]
+                f = CartFeatures(
+                    event_probs=probs,
+                    negative=cart.evidence.negative,
+                    seen=cart.evidence.seen,
+                    unattributed_nearby=cart.evidence.unattributed_nearby,
+                    ambiguous=cart.evidence.ambiguous,
+                )
                 scores.append(cart_score(f))
-                want = truth.carts.get(token, {})
                 got = {ln.sku: ln.qty for ln in cart.lines}
-                exact.append(1.0 if got == want else 0.0)
+                exact.append(1.0 if got == truth.carts.get(token, {}) else 0.0)
         kx, ky = fit_isotonic(scores, exact)
     finally:
-        _override(old)
-    params["empty_cart"] = 1.0
+        _OVERRIDE = None
     params["cart_curve"] = {"x": [round(v, 5) for v in kx], "y": [round(v, 5) for v in ky]}
     params["fitted_on"] = {p: FIT_SEEDS[p] for p in presets}
-    params["events"] = int(len(rows_y))
+    params["events"] = len(rows_y)
     params["carts"] = len(exact)
     return params
-
-
-_OVERRIDE: dict[str, Any] | None = None
-
-
-def _override(params: dict[str, Any]) -> None:
-    _params.cache_clear()
-    global _OVERRIDE
-    _OVERRIDE = params
-
-
-def _features_of(e: Any) -> EventFeatures:
-    f: EventFeatures = e.features
-    return f
-
-
-def cart_features_of(result: Any, token: str) -> CartFeatures:
-    cart = result.carts[token]
-    return cart.features  # type: ignore[no-any-return]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -276,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     params = _fit(args.cache, args.presets.split(","))
     CALIBRATION_FILE.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _from_file.cache_clear()
     print(f"wrote {CALIBRATION_FILE}: {params['events']} events, {params['carts']} carts", file=sys.stderr)
     return 0
 

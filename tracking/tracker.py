@@ -128,6 +128,7 @@ class ProposedCart:
     confidence: float
     events: list[TrackedEvent]
     flagged: bool
+    evidence: conf.CartFeatures | None = field(default=None, compare=False, repr=False)
 
 
 TrackPoint = tuple[int, int, int, int, int]  # frame, x, y, w, h in full-frame pixels
@@ -680,7 +681,7 @@ def _assemble(
             ambiguous=any(e.ambiguous for e in evs),
         )
         pc = conf.cart_probability(cf)
-        carts[v.token] = ProposedCart(v.token, lines, round(pc, 4), evs, flagged=pc < threshold)
+        carts[v.token] = ProposedCart(v.token, lines, round(pc, 4), evs, flagged=pc < threshold, evidence=cf)
     stats: dict[str, Any] = {
         "frames": p.frames,
         "fps": p.fps,

@@ -1,0 +1,262 @@
+"""How well and how fast the tracker does on simulated scenes.
+
+    python -m tracking.bench                       # the standard suite, all presets
+    python -m tracking.bench --suite quick --presets mixed
+    python -m tracking.bench --memory              # peak memory on 1- and 10-minute footage
+
+Renders each scene once into the cache (var/bench-scenes by default), runs the
+tracker and compares with truth.json (only here and in tracking.confidence's
+fitting are the answers read). Speed is measured on one core: the process, and
+the ffmpeg it starts, are pinned to CPU 0. "Bare decode" is the tracker's own
+ffmpeg pipe (same scaling, same pixel format) with nothing done to the frames;
+OpenCV's read() of full-size BGR frames is printed beside it.
+
+The standard suite's seeds are fixed here and are disjoint from the fitting
+seeds in tracking.confidence (100001 and up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracking.decode import bare_decode, opencv_decode, probe_stream
+from tracking.scene import Truth, load_truth
+from tracking.tracker import DEFAULT_THRESHOLD, TrackedEvent, TrackResult, track_footage
+
+SUITES: dict[str, dict[str, list[int]]] = {
+    # enough carts that one wrong auto-approved cart moves the share by at most 0.5 points
+    "standard": {"easy": list(range(1, 71)), "mixed": list(range(1, 41)), "hard": list(range(1, 29))},
+    "quick": {"easy": [1, 2, 3, 4], "mixed": [1, 2, 3, 4], "hard": [1, 2, 3]},
+}
+SPEED_SCENES = 3  # per preset, timed against bare decode
+
+
+def scene_dir(cache: Path, preset: str, seed: int, width: int, height: int) -> Path:
+    return cache / f"{preset}-{seed:05d}-{width}x{height}"
+
+
+def ensure_scene(cache: Path, preset: str, seed: int, width: int, height: int, **kw: float) -> Path:
+    """The scene folder, rendered on first use (into a temporary folder, then renamed)."""
+    d = scene_dir(cache, preset, seed, width, height)
+    if (d / "footage.mp4").is_file() and (d / "truth.json").is_file():
+        return d
+    from tracking.simulator import simulate  # only the benchmark renders
+
+    tmp = d.with_name(d.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    simulate(tmp, seed=seed, preset=preset, width=width, height=height, **kw)  # type: ignore[arg-type]
+    shutil.rmtree(d, ignore_errors=True)
+    tmp.rename(d)
+    return d
+
+
+def run_scene(d: Path) -> tuple[TrackResult, Truth, float]:
+    started = time.perf_counter()
+    result = track_footage(d / "footage.mp4", d / "planogram.json", d / "visits.json")
+    took = time.perf_counter() - started
+    return result, load_truth(d / "truth.json"), took
+
+
+def match_events(result: TrackResult, truth: Truth) -> list[tuple[TrackedEvent, bool]]:
+    """Each tracked event, and whether a true event agrees with it (visit, slot, kind, sku, qty, time)."""
+    used: set[int] = set()
+    out: list[tuple[TrackedEvent, bool]] = []
+    events = [e for c in result.carts.values() for e in c.events] + list(result.unattributed)
+    for e in sorted(events, key=lambda e: e.t_start):
+        ok = False
+        for i, t in enumerate(truth.events):
+            if i in used:
+                continue
+            if (
+                t.token == e.token
+                and t.slot == e.slot
+                and t.kind == e.kind
+                and t.sku == e.sku
+                and t.qty == e.qty
+                and e.t_start - 2.0 <= t.t_end
+                and t.t_start <= e.t_end + 2.0
+            ):
+                used.add(i)
+                ok = True
+                break
+        out.append((e, ok))
+    return out
+
+
+@dataclass
+class Tally:
+    carts: int = 0
+    exact: int = 0
+    flagged: int = 0
+    auto: int = 0
+    auto_wrong: int = 0
+    ambiguous_carts: int = 0
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    conf: list[tuple[float, bool]] = field(default_factory=list)
+
+    def add(self, result: TrackResult, truth: Truth, took: float) -> None:
+        amb_tokens = {e.token for e in truth.events if e.ambiguous}
+        for token, cart in result.carts.items():
+            want = truth.carts.get(token, {})
+            got = {ln.sku: ln.qty for ln in cart.lines}
+            ok = got == want
+            self.carts += 1
+            self.exact += ok
+            self.flagged += cart.flagged
+            if not cart.flagged:
+                self.auto += 1
+                self.auto_wrong += not ok
+            self.ambiguous_carts += token in amb_tokens
+            for sku in set(got) | set(want):
+                g, w = got.get(sku, 0), want.get(sku, 0)
+                self.tp += min(g, w)
+                self.fp += max(0, g - w)
+                self.fn += max(0, w - g)
+            self.conf.append((cart.confidence, ok))
+        self.frames += int(result.stats["frames"])
+        self.seconds += took
+
+    def ece(self, bins: int = 10) -> float:
+        if not self.conf:
+            return 0.0
+        total = 0.0
+        for b in range(bins):
+            lo, hi = b / bins, (b + 1) / bins
+            inside = [(p, ok) for p, ok in self.conf if lo <= p < hi or (b == bins - 1 and p == 1.0)]
+            if inside:
+                mean_p = sum(p for p, _ in inside) / len(inside)
+                acc = sum(ok for _, ok in inside) / len(inside)
+                total += len(inside) * abs(mean_p - acc)
+        return total / len(self.conf)
+
+
+def pin_one_core() -> str:
+    try:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        return "one core (pinned)"
+    except (AttributeError, OSError):
+        return "not pinned"
+
+
+def speed(paths: list[Path]) -> tuple[float, float, float, int]:
+    """Seconds for the tracker, the bare pipe decode and OpenCV read() over the same files, and frames."""
+    t_track = t_pipe = t_cv = 0.0
+    frames = 0
+    for d in paths:
+        f = d / "footage.mp4"
+        info = probe_stream(f)
+        t = time.perf_counter()
+        r = track_footage(f, d / "planogram.json", d / "visits.json")
+        t_track += time.perf_counter() - t
+        frames += int(r.stats["frames"])
+        w, h = r.stats["analysis_size"]
+        t = time.perf_counter()
+        bare_decode(f, w, h)
+        t_pipe += time.perf_counter() - t
+        t = time.perf_counter()
+        opencv_decode(f)
+        t_cv += time.perf_counter() - t
+        del info
+    return t_track, t_pipe, t_cv, frames
+
+
+def memory_check(cache: Path, width: int, height: int) -> list[tuple[str, float, int]]:
+    """Peak RSS of the tracker, each run in its own process, on 1- and 10-minute footage."""
+    out = []
+    for minutes in (1, 10):
+        d = ensure_scene(
+            cache / "memory",
+            "mixed",
+            900 + minutes,
+            width,
+            height,
+            duration=60.0 * minutes,
+            shoppers=max(2, 4 * minutes),
+        )
+        code = (
+            "import resource, sys; from tracking.tracker import track_footage as t; "
+            f"t({str(d / 'footage.mp4')!r}, {str(d / 'planogram.json')!r}, {str(d / 'visits.json')!r}); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
+        )
+        kib = int(proc.stdout.strip().splitlines()[-1])
+        info = probe_stream(d / "footage.mp4")
+        out.append((f"{minutes} min", info.duration, kib))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tracking.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="standard")
+    parser.add_argument("--presets", default="easy,mixed,hard", help="comma-separated (default all)")
+    parser.add_argument("--cache", type=Path, default=Path("var/bench-scenes"))
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument(
+        "--memory", action="store_true", help="also measure peak memory on 1- and 10-minute footage"
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin to one core")
+    args = parser.parse_args(argv)
+    presets = [p for p in args.presets.split(",") if p]
+    suite = SUITES[args.suite]
+    for p in presets:
+        if p not in suite:
+            parser.error(f"unknown preset {p!r}")
+    # render what is missing first (on every core), then measure on one
+    for p in presets:
+        for seed in suite[p]:
+            ensure_scene(args.cache, p, seed, args.width, args.height)
+    pinned = "not pinned" if args.no_pin else pin_one_core()
+    print(f"suite {args.suite}, {args.width}x{args.height}, threshold {DEFAULT_THRESHOLD}, {pinned}")
+    header = (
+        f"{'preset':7s} {'carts':>5s} {'exact':>6s} {'prec':>6s} {'recall':>6s} {'flagged':>7s} "
+        f"{'auto-wrong':>10s} {'amb-floor':>9s} {'ECE':>5s} {'fps':>5s} {'x-bare':>6s} {'x-cv':>5s} {'peakMB':>6s}"
+    )
+    print(header)
+    for p in presets:
+        tally = Tally()
+        dirs = [scene_dir(args.cache, p, seed, args.width, args.height) for seed in suite[p]]
+        for d in dirs:
+            tally.add(*run_scene(d))
+        t_track, t_pipe, t_cv, n = speed(dirs[:SPEED_SCENES])
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        prec = tally.tp / max(1, tally.tp + tally.fp)
+        rec = tally.tp / max(1, tally.tp + tally.fn)
+        print(
+            f"{p:7s} {tally.carts:5d} {tally.exact / max(1, tally.carts):6.1%} {prec:6.1%} {rec:6.1%} "
+            f"{tally.flagged / max(1, tally.carts):7.1%} "
+            f"{tally.auto_wrong / max(1, tally.auto):10.2%} "
+            f"{tally.ambiguous_carts / max(1, tally.carts):9.1%} {tally.ece():5.3f} "
+            f"{n / max(t_track, 1e-9):5.0f} {t_track / max(t_pipe, 1e-9):6.2f} {t_track / max(t_cv, 1e-9):5.2f} "
+            f"{peak:6.0f}",
+            flush=True,
+        )
+        print(
+            f"        ({tally.auto} auto-approved, {tally.auto_wrong} of them wrong; speed on {n} frames: "
+            f"tracker {t_track:.1f} s, bare pipe decode {t_pipe:.1f} s ({n / max(t_pipe, 1e-9):.0f} fps), "
+            f"OpenCV read {t_cv:.1f} s ({n / max(t_cv, 1e-9):.0f} fps))",
+            flush=True,
+        )
+    if args.memory:
+        for label, seconds, kib in memory_check(args.cache, args.width, args.height):
+            print(f"memory: {label} footage ({seconds:.0f} s): peak RSS {kib / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
