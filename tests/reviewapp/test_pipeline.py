@@ -1,0 +1,112 @@
+"""The whole loop on a real worker: footage in, carts tracked and triaged, clips cut, charges settled."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+
+from reviewapp.models import Charge, Clip, Footage, ReviewTask, Transaction
+from reviewapp.services.audit import Actor
+from reviewapp.services.ingest import scene_ingest
+from reviewapp.services.pipeline import audit_sample_draw, triage_reasons
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.mark.worker
+def test_footage_becomes_settled_charges_and_review_tasks_with_clips(
+    transactional_db, celery_worker_process, small_scene
+):
+    result = scene_ingest(scene_dir=small_scene, store_name="Sim", actor=Actor(label="test"))
+    visits = json.loads((small_scene / "visits.json").read_text())
+    footage = result.footage
+
+    def done() -> bool:
+        txns = Transaction.objects.filter(footage=footage)
+        if Footage.objects.get(pk=footage.pk).status in ("failed",):
+            raise AssertionError(Footage.objects.get(pk=footage.pk).error)
+        if txns.count() < len(visits):
+            return False
+        flagged = txns.filter(state="needs_review")
+        return (
+            all(ReviewTask.objects.filter(transaction=t).exists() for t in flagged)
+            and not txns.filter(state__in=["tracking", "auto_approved"]).exists()
+        )
+
+    wait_for(done, timeout=120, what="tracking, triage, clips and settlement", worker=celery_worker_process)
+    footage.refresh_from_db()
+    assert footage.status == "processed" and footage.progress == 1.0
+    txns = list(Transaction.objects.filter(footage=footage))
+    assert len(txns) == len(visits)  # every visit becomes a transaction, none dropped or doubled
+    for txn in txns:
+        assert txn.state in ("needs_review", "settled"), txn.state
+        if txn.state == "settled":
+            assert Charge.objects.get(transaction=txn).state == "captured"
+            assert not txn.review_reasons
+        else:
+            assert txn.review_reasons
+            task = ReviewTask.objects.get(transaction=txn)
+            assert task.state == "queued" and task.settle_by > txn.visit.exited_at
+            for clip in Clip.objects.filter(transaction=txn):
+                capture = cv2.VideoCapture(clip.file.path)
+                assert capture.isOpened() and capture.get(cv2.CAP_PROP_FRAME_COUNT) > 10
+                assert clip.poster
+
+
+@pytest.mark.worker
+def test_corrupt_footage_sends_every_visit_to_review_and_does_not_loop(
+    transactional_db, celery_worker_process, small_scene, tmp_path
+):
+    bad = tmp_path / "bad"
+    shutil.copytree(small_scene, bad)
+    scene = scene_ingest(scene_dir=bad, store_name="Sim", actor=Actor(label="test"), process=False)
+    # the stored file is damaged after ingest (disk or network trouble)
+    Path(scene.footage.file.path).write_bytes(b"\x00\x00garbage" * 1000)
+    from django.db import transaction
+
+    from reviewapp.services.pipeline import footage_queue
+
+    with transaction.atomic():
+        footage_queue(footage=scene.footage, actor=Actor(label="test"))
+    wait_for(
+        lambda: Footage.objects.get(pk=scene.footage.pk).status == "failed",
+        what="the footage to fail",
+        worker=celery_worker_process,
+    )
+    footage = Footage.objects.get(pk=scene.footage.pk)
+    assert footage.error
+    wait_for(
+        lambda: ReviewTask.objects.filter(transaction__footage=footage).count() == len(scene.visits),
+        what="review tasks",
+        worker=celery_worker_process,
+    )
+    for txn in Transaction.objects.filter(footage=footage):
+        assert txn.state == "needs_review" and "no usable footage" in txn.review_reasons
+    assert celery_worker_process.output().count("track_footage_task") >= 1
+
+
+def test_triage_follows_the_store_policy(make_transaction, store) -> None:
+    txn = make_transaction("tracking", confidence=0.99, proposed_amount=500)
+    store.audit_sample_percent = 0
+    assert triage_reasons(txn=txn, store=store) == []
+    store.review_threshold = 0.995
+    assert triage_reasons(txn=txn, store=store)[0].startswith("confidence 0.99 under")
+    store.review_threshold = 0.9
+    store.review_limit_amount = 400
+    assert "over the review limit" in triage_reasons(txn=txn, store=store)[0]
+    store.review_limit_amount = 10_000
+    store.audit_sample_percent = 100
+    assert triage_reasons(txn=txn, store=store) == ["random audit sample"]
+
+
+def test_the_audit_sample_is_reproducible_and_about_the_right_size(make_transaction, store) -> None:
+    txns = [make_transaction("tracking") for _ in range(400)]
+    draws = [audit_sample_draw(store=store, txn=t) for t in txns]
+    assert draws == [audit_sample_draw(store=store, txn=t) for t in txns]
+    share = sum(d < 10 for d in draws) / len(draws)
+    assert 0.05 < share < 0.15
