@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from reviewapp.urls import auditor_patterns, reviewer_patterns, supervisor_patterns
+from reviewapp.urls import api_patterns, auditor_patterns, reviewer_patterns, supervisor_patterns
 from reviewapp.views.home import home
 
 urlpatterns = [
@@ -12,5 +12,6 @@ urlpatterns = [
     path("review/", include(reviewer_patterns)),
     path("supervise/", include(supervisor_patterns)),
     path("audit/", include(auditor_patterns)),
+    path("api/v1/", include(api_patterns)),
     path("admin/", admin.site.urls),
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +21,18 @@ from django.utils import timezone
 from tracking import scene as scene_io
 
 from ..media import local_path
-from ..models import EvidenceEvent, Footage, PlanogramSlot, Product, ProposedLine, Store, Transaction, Visit
-from ..states import FootageStatus, IllegalTransition, TransactionState, check_transition
+from ..models import (
+    EvidenceEvent,
+    Footage,
+    PlanogramSlot,
+    Product,
+    ProposedLine,
+    Store,
+    Transaction,
+    TransactionSource,
+    Visit,
+)
+from ..states import DomainError, FootageStatus, IllegalTransition, TransactionState, check_transition
 from .audit import SYSTEM, audit_record
 
 log = logging.getLogger(__name__)
@@ -352,3 +363,78 @@ def transaction_triage(*, txn: Transaction, forced_reasons: Iterable[str] = ()) 
     else:
         db.on_commit(lambda: settle_transaction_task.delay(txn.pk))
     return new
+
+
+# --------------------------------------------------------------------------- external trackers
+
+
+@dataclass(frozen=True)
+class ExternalLine:
+    sku: str
+    qty: int
+    confidence: float
+
+
+def external_cart_submit(
+    *,
+    store: Store,
+    visit: Visit,
+    lines: list[ExternalLine],
+    confidence: float,
+    footage: Footage | None,
+    actor: Any,
+) -> Transaction:
+    """A cart computed by the store's own tracker: recorded as proposed, then triaged like ours.
+
+    Raises LookupError for an unknown sku and DomainError if the visit already has a cart.
+    """
+    products = {p.sku: p for p in Product.objects.filter(store=store, sku__in=[line.sku for line in lines])}
+    for i, line in enumerate(lines):
+        if line.sku not in products:
+            raise LookupError(f"lines[{i}].sku: no product {line.sku!r} in this store")
+    merged: dict[str, ExternalLine] = {}
+    for line in lines:  # the same sku twice is one line
+        prev = merged.get(line.sku)
+        merged[line.sku] = (
+            ExternalLine(line.sku, prev.qty + line.qty, min(prev.confidence, line.confidence))
+            if prev
+            else line
+        )
+    with db.atomic():
+        if Transaction.objects.filter(visit=visit).exists():
+            raise DomainError("this visit already has a cart")
+        txn = Transaction.objects.create(
+            store=store,
+            visit=visit,
+            footage=footage,
+            source=TransactionSource.EXTERNAL,
+            confidence=confidence,
+            currency=store.currency,
+        )
+        amount = 0
+        for line in merged.values():
+            product = products[line.sku]
+            ProposedLine.objects.create(
+                transaction=txn,
+                product=product,
+                qty=line.qty,
+                unit_price=product.price,
+                confidence=line.confidence,
+            )
+            amount += line.qty * product.price
+        Transaction.objects.filter(pk=txn.pk).update(proposed_amount=amount)
+        txn.proposed_amount = amount
+        audit_record(
+            actor=actor,
+            action="transaction.created",
+            obj=txn,
+            store=store,
+            txn=txn,
+            after={
+                "source": "external",
+                "lines": [vars(line) for line in merged.values()],
+                "confidence": confidence,
+            },
+        )
+        transaction_triage(txn=txn)
+    return txn
