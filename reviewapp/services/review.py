@@ -1,15 +1,186 @@
-"""Review tasks: claiming, leases, decisions."""
+"""Review tasks: claiming under a lease, renewing, releasing, and deciding.
+
+A claim is a lease: the reviewer holds the task until `lease_expires_at`; the page
+renews it while open, and the periodic job returns expired ones to the queue. Every
+move of a task is a compare-and-set on its state (and assignee), so two reviewers
+never hold one task and a task is never decided twice.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
+from django.db import connection
 from django.db import transaction as db
+from django.db.models import Q
 from django.utils import timezone
 
-from ..models import ReviewTask, Transaction
-from ..states import TaskState, TransactionState, check_transition
+from ..models import Decision, DecisionOutcome, Product, ReviewTask, TaskKind, Transaction
+from ..states import DomainError, TaskState, TransactionState, check_transition
 from .audit import SYSTEM, audit_record
+
+LEASE = timedelta(minutes=5)
+ESCALATION_PRIORITY = 50
+
+
+class LeaseExpired(DomainError):
+    pass
+
+
+class AlreadyDecided(DomainError):
+    pass
+
+
+class NotYourTask(DomainError):
+    pass
+
+
+REASON_CODES = {
+    "wrong_quantity": "Wrong quantity",
+    "wrong_product": "Wrong product (look-alike or misread)",
+    "missed_item": "Item the tracker missed",
+    "phantom_item": "Item not actually taken",
+    "returned": "Put back later",
+    "other_shopper": "Taken by another shopper",
+    "other": "Other",
+}
+
+
+def _claimable(reviewer: Any) -> Q:
+    from ..access import is_supervisor
+
+    query = Q(state=TaskState.QUEUED)
+    if not is_supervisor(reviewer):
+        query &= ~Q(kind=TaskKind.ESCALATION)
+    # a reviewer never gets a second look at a transaction they already decided
+    query &= ~Q(transaction__decisions__reviewer=reviewer)
+    return query
+
+
+def claim_next_task(*, reviewer: Any, now: datetime | None = None) -> ReviewTask | None:
+    """The reviewer's current task if they hold one, else the next queued one, leased to them.
+
+    Highest priority first, then the earliest deadline. PostgreSQL skips rows other
+    claimers have locked (FOR UPDATE SKIP LOCKED); SQLite serialises writers (the
+    IMMEDIATE transaction mode), so the compare-and-set below never races there.
+    """
+    now = now or timezone.now()
+    held = (
+        ReviewTask.objects.filter(state=TaskState.ASSIGNED, assignee=reviewer, lease_expires_at__gt=now)
+        .select_related("transaction")
+        .first()
+    )
+    if held:
+        return held
+    for _attempt in range(5):
+        with db.atomic():
+            candidates = ReviewTask.objects.filter(_claimable(reviewer)).order_by(
+                "-priority", "settle_by", "id"
+            )
+            if connection.features.has_select_for_update_skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+            task = candidates.select_related("transaction").first()
+            if task is None:
+                return None
+            changed = ReviewTask.objects.filter(pk=task.pk, state=TaskState.QUEUED).update(
+                state=TaskState.ASSIGNED, assignee=reviewer, lease_expires_at=now + LEASE, claimed_at=now
+            )
+            if changed != 1:
+                continue  # someone else took it between our read and our write
+            txn = task.transaction
+            if txn.state in (TransactionState.NEEDS_REVIEW, TransactionState.ESCALATED):
+                check_transition(TransactionState, txn.state, TransactionState.IN_REVIEW)
+                Transaction.objects.filter(pk=txn.pk, state=txn.state).update(
+                    state=TransactionState.IN_REVIEW
+                )
+            task.refresh_from_db()
+            audit_record(
+                actor=reviewer,
+                action="task.claimed",
+                obj=task,
+                txn=txn,
+                after={"lease_expires_at": task.lease_expires_at},
+            )
+            return task
+    return None
+
+
+def _held(task: ReviewTask, reviewer: Any, now: datetime) -> None:
+    if task.state == TaskState.DONE:
+        raise AlreadyDecided("this task has already been decided")
+    if task.state != TaskState.ASSIGNED or task.assignee_id != reviewer.pk:
+        raise NotYourTask("this task is not assigned to you (it may have been returned to the queue)")
+    if task.lease_expires_at is None or task.lease_expires_at <= now:
+        raise LeaseExpired("your hold on this task expired; it may be with another reviewer now")
+
+
+def lease_renew(*, task: ReviewTask, reviewer: Any, now: datetime | None = None) -> datetime:
+    now = now or timezone.now()
+    until = now + LEASE
+    changed = ReviewTask.objects.filter(
+        pk=task.pk, state=TaskState.ASSIGNED, assignee=reviewer, lease_expires_at__gt=now
+    ).update(lease_expires_at=until)
+    if changed != 1:
+        task.refresh_from_db()
+        _held(task, reviewer, now)
+    return until
+
+
+def task_release(*, task: ReviewTask, reviewer: Any, reason: str, actor: Any = None) -> None:
+    """The reviewer skips or leaves: the task goes back to the queue, the reason logged."""
+    with db.atomic():
+        changed = ReviewTask.objects.filter(pk=task.pk, state=TaskState.ASSIGNED, assignee=reviewer).update(
+            state=TaskState.QUEUED, assignee=None, lease_expires_at=None, claimed_at=None
+        )
+        if changed != 1:
+            return  # already released, expired or decided: nothing to do
+        _transaction_back_to_queue(task)
+        audit_record(
+            actor=actor or reviewer,
+            action="task.released",
+            obj=task,
+            txn=task.transaction,
+            before={"assignee": reviewer.get_username()},
+            after={"state": TaskState.QUEUED, "reason": reason[:500]},
+        )
+
+
+def task_reassign(*, task: ReviewTask, to: Any | None, actor: Any, now: datetime | None = None) -> None:
+    """A supervisor hands a task to someone (or back to the queue with `to=None`)."""
+    now = now or timezone.now()
+    with db.atomic():
+        task = ReviewTask.objects.select_for_update().get(pk=task.pk)
+        if task.state not in (TaskState.QUEUED, TaskState.ASSIGNED):
+            raise AlreadyDecided("this task is finished")
+        before = {"state": task.state, "assignee": task.assignee.get_username() if task.assignee else None}
+        if to is None:
+            ReviewTask.objects.filter(pk=task.pk).update(
+                state=TaskState.QUEUED, assignee=None, lease_expires_at=None, claimed_at=None
+            )
+            _transaction_back_to_queue(task)
+        else:
+            ReviewTask.objects.filter(pk=task.pk).update(
+                state=TaskState.ASSIGNED, assignee=to, lease_expires_at=now + LEASE * 6, claimed_at=now
+            )
+            txn = task.transaction
+            if txn.state in (TransactionState.NEEDS_REVIEW, TransactionState.ESCALATED):
+                Transaction.objects.filter(pk=txn.pk).update(state=TransactionState.IN_REVIEW)
+        audit_record(
+            actor=actor,
+            action="task.reassigned",
+            obj=task,
+            txn=task.transaction,
+            before=before,
+            after={"assignee": to.get_username() if to else None},
+        )
+
+
+def _transaction_back_to_queue(task: ReviewTask) -> None:
+    txn = task.transaction
+    back = TransactionState.ESCALATED if task.kind == TaskKind.ESCALATION else TransactionState.NEEDS_REVIEW
+    Transaction.objects.filter(pk=txn.pk, state=TransactionState.IN_REVIEW).update(state=back)
 
 
 def lease_release_expired(*, now: datetime | None = None) -> int:
@@ -27,22 +198,165 @@ def lease_release_expired(*, now: datetime | None = None) -> int:
             ).update(state=TaskState.QUEUED, assignee=None, lease_expires_at=None, claimed_at=None)
             if changed != 1:
                 continue
-            check_transition(TaskState, TaskState.ASSIGNED, TaskState.QUEUED)
-            task = ReviewTask.objects.select_related("transaction").get(pk=pk)
-            txn = task.transaction
-            if txn.state == TransactionState.IN_REVIEW:
-                check_transition(TransactionState, txn.state, TransactionState.NEEDS_REVIEW)
-                Transaction.objects.filter(pk=txn.pk, state=TransactionState.IN_REVIEW).update(
-                    state=TransactionState.NEEDS_REVIEW
-                )
+            task = ReviewTask.objects.select_related("transaction", "transaction__store").get(pk=pk)
+            _transaction_back_to_queue(task)
             audit_record(
                 actor=SYSTEM,
                 action="task.lease_expired",
                 obj=task,
-                store=txn.store,
-                txn=txn,
+                store=task.transaction.store,
+                txn=task.transaction,
                 before={"state": TaskState.ASSIGNED, "assignee_id": assignee_id},
                 after={"state": TaskState.QUEUED},
             )
             released += 1
     return released
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True)
+class FinalLine:
+    sku: str
+    qty: int
+    reason: str = ""  # a REASON_CODES key when this line differs from the proposal
+    event: str = ""  # the evidence event (code) an added line is tied to
+
+
+def cart_diff(*, txn: Transaction, lines: list[FinalLine]) -> list[dict[str, Any]]:
+    """What the final cart changes against the tracker's proposal, line by line."""
+    proposed = {line.product.sku: line.qty for line in txn.proposed_lines.select_related("product")}
+    final: dict[str, FinalLine] = {line.sku: line for line in lines if line.qty > 0}
+    diff = []
+    for sku in sorted(set(proposed) | set(final)):
+        before, after = proposed.get(sku, 0), final[sku].qty if sku in final else 0
+        if before != after:
+            reason = final[sku].reason if sku in final else ""
+            diff.append({"sku": sku, "proposed": before, "final": after, "reason": reason})
+    return diff
+
+
+def decision_submit(
+    *,
+    task: ReviewTask,
+    reviewer: Any,
+    outcome: str,
+    lines: list[FinalLine] | None = None,
+    note: str = "",
+    removed_reasons: dict[str, str] | None = None,
+    time_spent_ms: int = 0,
+    now: datetime | None = None,
+) -> Decision:
+    """Record the reviewer's decision on the task they hold, and move the money along.
+
+    approve: `lines` (the final cart; None means the proposal as it is) is charged,
+    as `approved` if it equals the proposal and `adjusted` otherwise. escalate: goes
+    to supervisors with the note. void (supervisors, on an escalation): nothing is
+    charged. Raises AlreadyDecided, NotYourTask or LeaseExpired; then nothing changes.
+    """
+    from ..access import is_supervisor
+    from ..tasks import settle_transaction_task
+
+    now = now or timezone.now()
+    with db.atomic():
+        task = (
+            ReviewTask.objects.select_for_update()
+            .select_related("transaction", "transaction__store")
+            .get(pk=task.pk)
+        )
+        _held(task, reviewer, now)
+        txn = Transaction.objects.select_for_update().get(pk=task.transaction_id)
+        supervisor = is_supervisor(reviewer)
+        if outcome == DecisionOutcome.VOIDED and not supervisor:
+            raise DomainError("only a supervisor can void a transaction")
+        proposal = [
+            FinalLine(sku=line.product.sku, qty=line.qty)
+            for line in txn.proposed_lines.select_related("product")
+        ]
+        final = proposal if lines is None else [line for line in lines if line.qty > 0]
+        skus = {line.sku for line in final}
+        products = {p.sku: p for p in Product.objects.filter(store_id=txn.store_id, sku__in=skus)}
+        unknown = skus - set(products)
+        if unknown:
+            raise DomainError(f"unknown product(s): {', '.join(sorted(unknown))}")
+        proposed_price = {
+            line.product.sku: line.unit_price for line in txn.proposed_lines.select_related("product")
+        }
+        cart = [
+            {
+                "sku": line.sku,
+                "name": products[line.sku].name,
+                "qty": line.qty,
+                "unit_price": proposed_price.get(line.sku, products[line.sku].price),
+            }
+            for line in sorted(final, key=lambda item: item.sku)
+        ]
+        amount = sum(item["qty"] * item["unit_price"] for item in cart)
+        diff = cart_diff(txn=txn, lines=final)
+        for change in diff:
+            if not change["reason"] and removed_reasons:
+                change["reason"] = removed_reasons.get(change["sku"], "")
+        if outcome == DecisionOutcome.APPROVED and diff:
+            outcome = DecisionOutcome.ADJUSTED
+        new_state = {
+            DecisionOutcome.APPROVED: TransactionState.APPROVED,
+            DecisionOutcome.ADJUSTED: TransactionState.ADJUSTED,
+            DecisionOutcome.ESCALATED: TransactionState.ESCALATED,
+            DecisionOutcome.VOIDED: TransactionState.VOIDED,
+        }[DecisionOutcome(outcome)]
+        if outcome == DecisionOutcome.ESCALATED and task.kind == TaskKind.ESCALATION:
+            raise DomainError("an escalation is resolved by approving, correcting or voiding")
+        check_transition(TransactionState, txn.state, new_state)
+        changed = ReviewTask.objects.filter(pk=task.pk, state=TaskState.ASSIGNED, assignee=reviewer).update(
+            state=TaskState.DONE, done_at=now
+        )
+        if changed != 1:
+            raise AlreadyDecided("this task has already been decided")
+        decision = Decision.objects.create(
+            task=task,
+            transaction=txn,
+            reviewer=reviewer,
+            outcome=outcome,
+            lines=cart if outcome != DecisionOutcome.ESCALATED else [],
+            amount=amount if outcome in (DecisionOutcome.APPROVED, DecisionOutcome.ADJUSTED) else 0,
+            currency=txn.currency,
+            diff=diff,
+            note=note[:2000],
+            time_spent_ms=max(0, min(time_spent_ms, 24 * 3600 * 1000)),
+            by_supervisor=supervisor and task.kind == TaskKind.ESCALATION,
+        )
+        update: dict[str, Any] = {"state": new_state}
+        if new_state in (TransactionState.APPROVED, TransactionState.ADJUSTED):
+            update.update(final_amount=amount, decided_at=now)
+        if new_state == TransactionState.VOIDED:
+            update.update(final_amount=0, decided_at=now, voided_at=now)
+        Transaction.objects.filter(pk=txn.pk).update(**update)
+        audit_record(
+            actor=reviewer,
+            action=f"decision.{outcome}",
+            obj=decision,
+            store=txn.store,
+            txn=txn,
+            before={"state": txn.state},
+            after={"state": new_state, "amount": decision.amount, "diff": diff, "note": note[:500]},
+            data={"task": str(task.code), "kind": task.kind, "time_spent_ms": decision.time_spent_ms},
+        )
+        if new_state == TransactionState.ESCALATED:
+            escalation = ReviewTask.objects.create(
+                transaction=txn,
+                kind=TaskKind.ESCALATION,
+                priority=ESCALATION_PRIORITY,
+                settle_by=task.settle_by,
+            )
+            audit_record(
+                actor=reviewer, action="task.queued", obj=escalation, txn=txn, after={"kind": "escalation"}
+            )
+        elif new_state in (TransactionState.APPROVED, TransactionState.ADJUSTED):
+            txn_id = txn.pk
+            db.on_commit(lambda: settle_transaction_task.delay(txn_id))
+        elif new_state == TransactionState.VOIDED:
+            from .webhooks import webhook_queue
+
+            webhook_queue(txn=txn, event="transaction.voided")
+    return decision
