@@ -14,7 +14,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .models import Footage, Transaction, WebhookDelivery
-from .services import clips, pipeline, review, settlement, webhooks
+from .services import clips, deadlines, pipeline, review, settlement, webhooks
 
 SETTLE_RETRIES = 6
 WEBHOOK_RETRIES = 8
@@ -69,3 +69,13 @@ def send_webhook_task(self: Any, delivery_id: int) -> str:
 @queue_task("default")
 def release_expired_leases_task() -> int:
     return review.lease_release_expired()
+
+
+@queue_task("default")
+def bump_priorities_task() -> int:
+    return deadlines.priority_bump()
+
+
+@queue_task("default")
+def apply_deadline_rules_task() -> int:
+    return deadlines.deadline_apply()
