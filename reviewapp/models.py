@@ -560,8 +560,12 @@ class WebhookDelivery(models.Model):
 class AuditEvent(ImmutableModel):
     """Append-only, hash-chained record of every state change and who caused it.
 
-    `hash` is SHA-256 over `prev_hash` and this record's canonical JSON, so editing or
-    deleting any row breaks the chain from there on (verify_audit_log finds it).
+    Services insert records freely (no global lock on the hot path); the sealer
+    (`services.audit.audit_seal`, every few seconds) chains them in the order it
+    finds them: `seq` is the chain position, `hash` is SHA-256 over `prev_hash` and
+    the record's canonical JSON. Editing or deleting any sealed row breaks the chain
+    from there on (verify_audit_log finds it); on PostgreSQL a trigger also refuses
+    UPDATE of a sealed row and any DELETE.
     """
 
     created_at = models.DateTimeField()
@@ -579,12 +583,18 @@ class AuditEvent(ImmutableModel):
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    seq = models.BigIntegerField(
+        null=True, blank=True, unique=True, help_text="Position in the chain, once sealed."
+    )
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["object_type", "object_code"], name="audit_by_object")]
+        indexes = [
+            models.Index(fields=["object_type", "object_code"], name="audit_by_object"),
+            models.Index(fields=["id"], condition=Q(seq__isnull=True), name="audit_unsealed"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} {self.object_type} {self.object_code}"

@@ -14,7 +14,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .models import Footage, Transaction, WebhookDelivery
-from .services import clips, deadlines, pipeline, review, settlement, webhooks
+from .services import audit, clips, deadlines, pipeline, review, settlement, webhooks
 
 SETTLE_RETRIES = 6
 WEBHOOK_RETRIES = 8
@@ -79,3 +79,8 @@ def bump_priorities_task() -> int:
 @queue_task("default")
 def apply_deadline_rules_task() -> int:
     return deadlines.deadline_apply()
+
+
+@queue_task("default")
+def seal_audit_log_task() -> int:
+    return audit.audit_seal()

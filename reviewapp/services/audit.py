@@ -49,6 +49,8 @@ def canonical_payload(event: AuditEvent) -> str:
     """The exact text that is hashed; stable across databases and Python versions."""
     return json.dumps(
         {
+            "id": event.pk,
+            "seq": event.seq,
             "created_at": event.created_at.isoformat(),
             "actor_id": event.actor_id,
             "actor_label": event.actor_label,
@@ -88,34 +90,65 @@ def audit_record(
     after: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one record to the chain. Call inside the atomic block of the change."""
+    """Append one record. Call inside the atomic block of the change, so both commit or neither.
+
+    A plain insert, no lock: the sealer chains records shortly after they commit.
+    """
     who = Actor.of(actor)
     if obj is not None:
         object_type = object_type or type(obj).__name__.lower()
         object_code = object_code or str(getattr(obj, "code", None) or obj.pk)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        # On SQLite the IMMEDIATE transaction mode already serialises writers.
-        last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
-        event = AuditEvent(
-            created_at=timezone.now(),
-            actor=who.user,
-            actor_label=who.label,
-            action=action,
-            object_type=object_type,
-            object_code=object_code,
-            store=store,
-            transaction=txn,
-            before=_jsonable(before or {}),
-            after=_jsonable(after or {}),
-            data=_jsonable(data or {}),
-            prev_hash=last or GENESIS_HASH,
-        )
-        event.hash = chain_hash(event.prev_hash, canonical_payload(event))
-        event.save()
+    event = AuditEvent(
+        created_at=timezone.now(),
+        actor=who.user,
+        actor_label=who.label,
+        action=action,
+        object_type=object_type,
+        object_code=object_code,
+        store_id=store.pk if store is not None else (txn.store_id if txn is not None else None),
+        transaction=txn,
+        before=_jsonable(before or {}),
+        after=_jsonable(after or {}),
+        data=_jsonable(data or {}),
+    )
+    event.save()
     return event
+
+
+def audit_seal(*, batch_size: int = 5000) -> int:
+    """Chain every committed, unsealed record, oldest id first. Returns how many were sealed.
+
+    One sealer at a time (an advisory lock on PostgreSQL; SQLite serialises writers).
+    Safe to run often and from several workers.
+    """
+    sealed = 0
+    while True:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+                    if not cursor.fetchone()[0]:
+                        return sealed  # another sealer is at work
+            last = (
+                AuditEvent.objects.filter(seq__isnull=False)
+                .order_by("-seq")
+                .values_list("seq", "hash")
+                .first()
+            )
+            seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
+            batch = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:batch_size])
+            if not batch:
+                return sealed
+            for event in batch:
+                seq += 1
+                event.seq = seq
+                event.prev_hash = prev_hash
+                event.hash = chain_hash(prev_hash, canonical_payload(event))
+                prev_hash = event.hash
+            AuditEvent.objects.bulk_update(batch, ["seq", "prev_hash", "hash"], batch_size=1000)
+            sealed += len(batch)
+        if len(batch) < batch_size:
+            return sealed
 
 
 @dataclass(frozen=True)
@@ -124,29 +157,36 @@ class ChainReport:
     ok: bool
     broken_at_id: int | None = None
     problem: str = ""
+    unsealed: int = 0
 
 
 def audit_verify_chain(*, batch_size: int = 5000) -> ChainReport:
-    """Walk the whole chain in id order, in constant memory; report the first broken link."""
+    """Walk the sealed chain in order, in constant memory; report the first broken link."""
     prev_hash = GENESIS_HASH
+    expected_seq = 1
     checked = 0
-    last_id = 0
+    unsealed = AuditEvent.objects.filter(seq__isnull=True).count()
     while True:
-        batch = list(AuditEvent.objects.filter(id__gt=last_id).order_by("id")[:batch_size])
+        batch = list(AuditEvent.objects.filter(seq__gte=expected_seq).order_by("seq")[:batch_size])
         if not batch:
-            return ChainReport(checked=checked, ok=True)
+            return ChainReport(checked=checked, ok=True, unsealed=unsealed)
         for event in batch:
-            if event.prev_hash != prev_hash:
+            if event.seq != expected_seq:
                 return ChainReport(
                     checked,
                     False,
                     event.id,
-                    "prev_hash does not match the record before (a record was removed or changed)",
+                    f"record #{expected_seq} of the chain is missing (deleted)",
+                    unsealed,
+                )
+            if event.prev_hash != prev_hash:
+                return ChainReport(
+                    checked, False, event.id, "prev_hash does not match the record before", unsealed
                 )
             if chain_hash(event.prev_hash, canonical_payload(event)) != event.hash:
                 return ChainReport(
-                    checked, False, event.id, "contents do not match the hash (the record was edited)"
+                    checked, False, event.id, "contents do not match the hash (edited)", unsealed
                 )
             prev_hash = event.hash
+            expected_seq += 1
             checked += 1
-            last_id = event.id

@@ -1,42 +1,82 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.db import connection
 
 from reviewapp.models import AuditEvent
-from reviewapp.services.audit import SYSTEM, audit_record, audit_verify_chain
+from reviewapp.services.audit import SYSTEM, audit_record, audit_seal, audit_verify_chain
 
 
-def test_each_record_carries_the_hash_of_the_one_before(db) -> None:
-    first = audit_record(actor=SYSTEM, action="a", object_type="x", object_code="1")
-    second = audit_record(actor=SYSTEM, action="b", object_type="x", object_code="2", after={"n": 1})
-    assert second.prev_hash == first.hash
-    assert audit_verify_chain().ok
+@contextmanager
+def tampering():
+    """What an attacker with database access does: on PostgreSQL, switch off the append-only trigger."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+        try:
+            yield cursor
+        finally:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def record(n: int) -> list[AuditEvent]:
+    return [audit_record(actor=SYSTEM, action=f"a{i}", object_type="x", object_code=str(i)) for i in range(n)]
+
+
+def test_sealing_chains_each_record_to_the_one_before(db) -> None:
+    events = record(3)
+    assert audit_seal() == 3
+    sealed = list(AuditEvent.objects.order_by("seq"))
+    assert [e.seq for e in sealed] == [1, 2, 3] and [e.id for e in sealed] == [e.id for e in events]
+    assert sealed[1].prev_hash == sealed[0].hash and sealed[2].prev_hash == sealed[1].hash
+    report = audit_verify_chain()
+    assert report.ok and report.checked == 3 and report.unsealed == 0
+
+
+def test_sealing_again_continues_the_chain(db) -> None:
+    record(2)
+    audit_seal()
+    record(2)
+    assert audit_seal() == 2
+    assert audit_verify_chain().checked == 4
 
 
 def test_editing_a_row_in_the_middle_is_detected(db) -> None:
-    events = [
-        audit_record(actor=SYSTEM, action=f"a{i}", object_type="x", object_code=str(i)) for i in range(5)
-    ]
-    table = AuditEvent._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET action = 'forged' WHERE id = %s", [events[2].id])
+    events = record(5)
+    audit_seal()
+    with tampering() as cursor:
+        cursor.execute(
+            f"UPDATE {AuditEvent._meta.db_table} SET action = 'forged' WHERE id = %s", [events[2].id]
+        )
     report = audit_verify_chain()
-    assert not report.ok
-    assert report.broken_at_id == events[2].id
+    assert not report.ok and report.broken_at_id == events[2].id and "edited" in report.problem
 
 
 def test_deleting_a_row_in_the_middle_is_detected(db) -> None:
-    events = [
-        audit_record(actor=SYSTEM, action=f"a{i}", object_type="x", object_code=str(i)) for i in range(5)
-    ]
-    table = AuditEvent._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [events[2].id])
+    events = record(5)
+    audit_seal()
+    with tampering() as cursor:
+        cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id = %s", [events[2].id])
     report = audit_verify_chain()
-    assert not report.ok
-    assert report.broken_at_id == events[3].id
+    assert not report.ok and report.broken_at_id == events[3].id and "missing" in report.problem
 
 
 def test_a_user_actor_is_named(db, reviewer) -> None:
     event = audit_record(actor=reviewer, action="a", object_type="x", object_code="1")
     assert event.actor_label == "rita" and event.actor_id == reviewer.id
+
+
+def test_on_postgresql_the_database_refuses_to_change_a_sealed_record(db) -> None:
+    import pytest
+    from django.db import DatabaseError, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigger is PostgreSQL's; SQLite relies on the hash chain")
+    events = record(2)
+    audit_seal()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET action = 'x' WHERE id = %s", [events[0].id])
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id = %s", [events[1].id])
