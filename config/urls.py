@@ -2,7 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from reviewapp.urls import api_patterns, auditor_patterns, reviewer_patterns, supervisor_patterns
+from reviewapp.urls import (
+    api_patterns,
+    auditor_patterns,
+    media_patterns,
+    reviewer_patterns,
+    supervisor_patterns,
+)
 from reviewapp.views.home import home
 
 urlpatterns = [
@@ -13,5 +19,6 @@ urlpatterns = [
     path("supervise/", include(supervisor_patterns)),
     path("audit/", include(auditor_patterns)),
     path("api/v1/", include(api_patterns)),
+    path("m/", include(media_patterns)),
     path("admin/", admin.site.urls),
 ]

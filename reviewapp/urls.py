@@ -1,9 +1,38 @@
 from django.urls import path
 
-from .views import api, auditor, reviewer, supervisor
+from .views import api, auditor, media, reviewer, supervisor
 
-reviewer_patterns = ([path("", reviewer.start, name="start")], "reviewer")
-supervisor_patterns = ([path("", supervisor.dashboard, name="dashboard")], "supervisor")
+reviewer_patterns = (
+    [
+        path("", reviewer.start, name="start"),
+        path("next", reviewer.next_task, name="next"),
+        path("t/<uuid:code>/", reviewer.task_page, name="task"),
+        path("t/<uuid:code>/decide", reviewer.decide, name="decide"),
+        path("t/<uuid:code>/skip", reviewer.skip, name="skip"),
+        path("t/<uuid:code>/renew", reviewer.renew, name="renew"),
+        path("t/<uuid:code>/leave", reviewer.leave, name="leave"),
+    ],
+    "reviewer",
+)
+media_patterns = (
+    [
+        path("clip/<uuid:code>", media.clip, name="clip"),
+        path("clip/<uuid:code>/poster", media.poster, name="clip-poster"),
+        path("event/<uuid:code>/<str:which>", media.crop, name="crop"),
+        path("product/<uuid:code>/image", media.product_image, name="product-image"),
+    ],
+    "media",
+)
+supervisor_patterns = (
+    [
+        path("", supervisor.dashboard, name="dashboard"),
+        path("tasks/<uuid:code>/take", supervisor.take_task, name="take-task"),
+        path("tasks/<uuid:code>/reassign", supervisor.reassign_task, name="reassign-task"),
+        path("charges/<uuid:code>/retry", supervisor.retry_charge, name="retry-charge"),
+        path("stores/<uuid:code>/policy", supervisor.store_policy, name="store-policy"),
+    ],
+    "supervisor",
+)
 auditor_patterns = ([path("", auditor.search, name="search")], "auditor")
 
 api_patterns = (

@@ -59,10 +59,13 @@ def _claimable(reviewer: Any) -> Q:
     return query
 
 
-def claim_next_task(*, reviewer: Any, now: datetime | None = None) -> ReviewTask | None:
+def claim_next_task(
+    *, reviewer: Any, now: datetime | None = None, exclude: ReviewTask | None = None
+) -> ReviewTask | None:
     """The reviewer's current task if they hold one, else the next queued one, leased to them.
 
-    Highest priority first, then the earliest deadline. PostgreSQL skips rows other
+    Highest priority first, then the earliest deadline; never `exclude` (the task just
+    skipped, so a skip does not hand the same task straight back). PostgreSQL skips rows other
     claimers have locked (FOR UPDATE SKIP LOCKED); SQLite serialises writers (the
     IMMEDIATE transaction mode), so the compare-and-set below never races there.
     """
@@ -70,15 +73,24 @@ def claim_next_task(*, reviewer: Any, now: datetime | None = None) -> ReviewTask
     held = (
         ReviewTask.objects.filter(state=TaskState.ASSIGNED, assignee=reviewer, lease_expires_at__gt=now)
         .select_related("transaction")
+        .order_by("claimed_at", "id")  # with an on-deck task held too, the older claim is current
         .first()
     )
     if held:
         return held
+    return _claim_queued(reviewer=reviewer, now=now, action="task.claimed", exclude=exclude)
+
+
+def _claim_queued(
+    *, reviewer: Any, now: datetime, action: str, exclude: ReviewTask | None = None
+) -> ReviewTask | None:
+    """Lease the next queued task to `reviewer` (see claim_next_task for the ordering and locking)."""
+    claimable = _claimable(reviewer)
+    if exclude is not None:
+        claimable &= ~Q(pk=exclude.pk)
     for _attempt in range(5):
         with db.atomic():
-            candidates = ReviewTask.objects.filter(_claimable(reviewer)).order_by(
-                "-priority", "settle_by", "id"
-            )
+            candidates = ReviewTask.objects.filter(claimable).order_by("-priority", "settle_by", "id")
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True, of=("self",))
             task = candidates.select_related("transaction").first()
@@ -98,13 +110,59 @@ def claim_next_task(*, reviewer: Any, now: datetime | None = None) -> ReviewTask
             task.refresh_from_db()
             audit_record(
                 actor=reviewer,
-                action="task.claimed",
+                action=action,
                 obj=task,
                 txn=txn,
                 after={"lease_expires_at": task.lease_expires_at},
             )
             return task
     return None
+
+
+def on_deck_claim(*, reviewer: Any, current: ReviewTask, now: datetime | None = None) -> ReviewTask | None:
+    """The task held in reserve while the reviewer works on `current`, claimed if there is none.
+
+    The reviewer page prefetches the on-deck task's clip, so that after a decision the
+    next task opens with its video already in the browser. It is an ordinary claim
+    with its own lease: the page renews it with the current one, and when the page
+    is left or closed it expires and returns to the queue like any other. At most one
+    is held: a reviewer who already holds another live task gets that one back.
+    """
+    now = now or timezone.now()
+    other = (
+        ReviewTask.objects.filter(state=TaskState.ASSIGNED, assignee=reviewer, lease_expires_at__gt=now)
+        .exclude(pk=current.pk)
+        .select_related("transaction")
+        .order_by("claimed_at", "id")
+        .first()
+    )
+    if other:
+        return other
+    if not (current.state == TaskState.ASSIGNED and current.assignee_id == reviewer.pk):
+        return None
+    return _claim_queued(reviewer=reviewer, now=now, action="task.claimed_on_deck")
+
+
+LEAVE_GRACE = timedelta(seconds=20)
+
+
+def lease_leave(
+    *, task: ReviewTask, reviewer: Any, grace: timedelta = LEAVE_GRACE, now: datetime | None = None
+) -> bool:
+    """The reviewer's page was closed or navigated away: cut the lease short to `grace`.
+
+    Not an immediate release, so a reload (which also fires the page's leave signal)
+    keeps the task: the page view renews the lease. Otherwise the periodic
+    lease_release_expired returns the task to the queue. Returns whether it was held.
+    """
+    now = now or timezone.now()
+    until = now + grace
+    return (
+        ReviewTask.objects.filter(
+            pk=task.pk, state=TaskState.ASSIGNED, assignee=reviewer, lease_expires_at__gt=until
+        ).update(lease_expires_at=until)
+        == 1
+    )
 
 
 def _held(task: ReviewTask, reviewer: Any, now: datetime) -> None:
