@@ -187,9 +187,10 @@ def memory_check(cache: Path, width: int, height: int) -> list[tuple[str, float,
             shoppers=max(2, 4 * minutes),
         )
         code = (
-            "import resource, sys; from tracking.tracker import track_footage as t; "
+            "from tracking.tracker import track_footage as t; "
             f"t({str(d / 'footage.mp4')!r}, {str(d / 'planogram.json')!r}, {str(d / 'visits.json')!r}); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+            # VmHWM, not ru_maxrss: a child's ru_maxrss can start from its parent's at fork
+            "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])"
         )
         proc = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
@@ -211,7 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--memory", action="store_true", help="also measure peak memory on 1- and 10-minute footage"
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to one core")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory check")
     args = parser.parse_args(argv)
+    if args.memory_only:
+        for label, seconds, kib in memory_check(args.cache, args.width, args.height):
+            print(f"memory: {label} footage ({seconds:.0f} s): peak RSS {kib / 1024:.0f} MB")
+        return 0
     presets = [p for p in args.presets.split(",") if p]
     suite = SUITES[args.suite]
     for p in presets:
