@@ -266,6 +266,7 @@ class Transaction(models.Model):
     proposed_amount = models.PositiveIntegerField(default=0)
     final_amount = models.PositiveIntegerField(null=True, blank=True)
     review_reasons = models.JSONField(default=list, blank=True, help_text="Why triage sent it to a human.")
+    flagged = models.BooleanField(default=False, help_text="Triage sent it to a human.")
     legal_hold = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     triaged_at = models.DateTimeField(null=True, blank=True)
@@ -277,6 +278,8 @@ class Transaction(models.Model):
         indexes = [
             models.Index(fields=["store", "state"], name="txn_by_store_state"),
             models.Index(fields=["created_at"], name="txn_by_created"),
+            models.Index(fields=["triaged_at"], name="txn_rollup_by_triaged"),
+            models.Index(fields=["settled_at"], name="txn_rollup_by_settled"),
         ]
 
     def __str__(self) -> str:
@@ -521,6 +524,54 @@ class GatewayCapture(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+
+class StoreHourStats(models.Model):
+    """Hourly rollup per store, kept by the periodic job, so the dashboard never scans history."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    triaged = models.PositiveIntegerField(default=0)
+    auto_approved = models.PositiveIntegerField(default=0)
+    flagged = models.PositiveIntegerField(default=0)
+    decisions = models.PositiveIntegerField(default=0)
+    approved = models.PositiveIntegerField(default=0)
+    adjusted = models.PositiveIntegerField(default=0)
+    escalated = models.PositiveIntegerField(default=0)
+    voided = models.PositiveIntegerField(default=0)
+    settled = models.PositiveIntegerField(default=0)
+    receipt_within_target = models.PositiveIntegerField(default=0)
+    receipt_minutes_hist = models.JSONField(
+        default=dict, help_text="{minutes bucket: count} of receipt times."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["store", "hour"], name="store_hour_stats_unique")]
+        indexes = [models.Index(fields=["hour"], name="store_stats_by_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.store_id} {self.hour:%Y-%m-%d %H}:00"
+
+
+class ReviewerHourStats(models.Model):
+    """Hourly rollup per reviewer: decisions and a histogram of handle times (for medians)."""
+
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    decisions = models.PositiveIntegerField(default=0)
+    handle_ms_sum = models.BigIntegerField(default=0)
+    handle_seconds_hist = models.JSONField(default=dict, help_text="{seconds bucket: count} of handle times.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reviewer", "hour"], name="reviewer_hour_stats_unique")
+        ]
+        indexes = [models.Index(fields=["hour"], name="reviewer_stats_by_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer_id} {self.hour:%Y-%m-%d %H}:00"
 
 
 class WebhookDelivery(models.Model):

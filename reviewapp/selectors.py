@@ -35,3 +35,309 @@ def settlement_problems(*, limit: int = 50) -> list[Charge]:
         .select_related("transaction", "transaction__store")
         .order_by("created_at")[:limit]
     )
+
+
+# --------------------------------------------------------------------------- supervisor dashboard
+
+WINDOWS = {"8h": 8, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}
+AT_RISK_MINUTES = 30
+
+
+def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[str, Any]:
+    """Everything the shift dashboard shows, from live queue rows and the hourly rollups."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    from .models import ReviewerHourStats, StoreHourStats
+    from .services.metrics import (
+        HANDLE_SECONDS_EDGES,
+        RECEIPT_MINUTES_EDGES,
+        hour_floor,
+        quantile_from_hist,
+    )
+
+    now = now or timezone.now()
+    since = hour_floor(now) - timedelta(hours=window_hours - 1)
+    queued = ReviewTask.objects.filter(state=TaskState.QUEUED)
+    open_tasks = ReviewTask.objects.filter(state__in=[TaskState.QUEUED, TaskState.ASSIGNED])
+    if store is not None:
+        queued = queued.filter(transaction__store=store)
+        open_tasks = open_tasks.filter(transaction__store=store)
+    oldest = queued.order_by("created_at").select_related("transaction", "transaction__store").first()
+    at_risk = list(
+        open_tasks.filter(settle_by__lte=now + timedelta(minutes=AT_RISK_MINUTES))
+        .select_related("transaction", "transaction__store", "assignee")
+        .order_by("settle_by")[:50]
+    )
+    stats = StoreHourStats.objects.filter(hour__gte=since)
+    if store is not None:
+        stats = stats.filter(store=store)
+    fields = ["triaged", "auto_approved", "flagged", "decisions", "approved", "adjusted", "escalated", "voided",
+              "settled", "receipt_within_target"]  # fmt: skip
+    totals = {f: v or 0 for f, v in stats.aggregate(**{f: Sum(f) for f in fields}).items()}
+    receipt_hist: dict[int, int] = {}
+    trend: dict[Any, dict[str, int]] = {}
+    for row in stats.values("hour", "flagged", "auto_approved", "decisions", "receipt_minutes_hist"):
+        for key, count in row["receipt_minutes_hist"].items():
+            receipt_hist[int(key)] = receipt_hist.get(int(key), 0) + count
+        point = trend.setdefault(row["hour"], {"flagged": 0, "auto_approved": 0, "decisions": 0})
+        for key in ("flagged", "auto_approved", "decisions"):
+            point[key] += row[key]
+    triaged = totals["triaged"] or 0
+
+    def share(n: int) -> float | None:
+        return n / triaged if triaged else None
+
+    reviewers = []
+    users = {
+        u.pk: u
+        for u in get_user_model().objects.filter(
+            pk__in=ReviewerHourStats.objects.filter(hour__gte=since).values("reviewer_id")
+        )
+    }
+    per_reviewer: dict[int, dict[str, Any]] = {}
+    for row in ReviewerHourStats.objects.filter(hour__gte=since).values(
+        "reviewer_id", "decisions", "handle_seconds_hist"
+    ):
+        entry = per_reviewer.setdefault(row["reviewer_id"], {"decisions": 0, "hist": {}})
+        entry["decisions"] += row["decisions"]
+        for key, count in row["handle_seconds_hist"].items():
+            entry["hist"][int(key)] = entry["hist"].get(int(key), 0) + count
+    for reviewer_id, entry in per_reviewer.items():
+        reviewers.append(
+            {
+                "user": users.get(reviewer_id),
+                "decisions": entry["decisions"],
+                "per_hour": entry["decisions"] / window_hours,
+                "median_handle_s": quantile_from_hist(entry["hist"], HANDLE_SECONDS_EDGES, 0.5),
+            }
+        )
+    reviewers.sort(key=lambda r: -r["decisions"])
+    depth = list(
+        queued.values("priority", "kind", "transaction__store__name")
+        .annotate(n=Count("id"))
+        .order_by("-priority", "kind", "transaction__store__name")
+    )
+    return {
+        "now": now,
+        "since": since,
+        "window_hours": window_hours,
+        "queued": queued.count(),
+        "assigned": ReviewTask.objects.filter(state=TaskState.ASSIGNED).count(),
+        "depth": depth,
+        "oldest": oldest,
+        "oldest_wait": (now - oldest.created_at) if oldest else None,
+        "at_risk": at_risk,
+        "totals": totals,
+        "shares": {
+            "auto_approved": share(totals["auto_approved"]),
+            "flagged": share(totals["flagged"]),
+            "adjusted": share(totals["adjusted"]),
+            "escalated": share(totals["escalated"]),
+        },
+        "receipt": {
+            "p50": quantile_from_hist(receipt_hist, RECEIPT_MINUTES_EDGES, 0.5),
+            "p95": quantile_from_hist(receipt_hist, RECEIPT_MINUTES_EDGES, 0.95),
+            "within_target": (totals["receipt_within_target"] / totals["settled"])
+            if totals["settled"]
+            else None,
+        },
+        "reviewers": reviewers,
+        "trend": sorted(trend.items()),
+        "settlement_problems": settlement_problems(),
+        "footage_problems": footage_problems(),
+        "escalations": list(
+            ReviewTask.objects.filter(kind="escalation", state__in=[TaskState.QUEUED, TaskState.ASSIGNED])
+            .select_related("transaction", "transaction__store", "assignee")
+            .order_by("-priority", "settle_by")[:50]
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- auditor
+# One filter set for the auditor's search page, the page export and `export_decisions`
+# (forms_audit.AuditFilterForm.filters() builds the keyword arguments).
+
+
+def _day_start(day: Any) -> Any:
+    from datetime import datetime, time
+
+    from django.utils import timezone
+
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+def decisions_filtered(
+    *,
+    since: Any = None,
+    until: Any = None,
+    store: Any = None,
+    reviewer: str = "",
+    outcome: str = "",
+    min_amount: int | None = None,
+    max_amount: int | None = None,
+    token_hash: str = "",
+    token_last4: str = "",
+) -> Any:
+    """Decisions matching the auditor's filters; dates are the decision's, whole days, inclusive.
+
+    No ordering and no joins: the export pages through it by id, the page slices it.
+    """
+    from datetime import timedelta
+
+    from .models import Decision
+
+    qs = Decision.objects.all()
+    if since:
+        qs = qs.filter(created_at__gte=_day_start(since))
+    if until:
+        qs = qs.filter(created_at__lt=_day_start(until + timedelta(days=1)))
+    if store is not None:
+        qs = qs.filter(transaction__store=store)
+    if reviewer:
+        qs = qs.filter(reviewer__username=reviewer)
+    if outcome:
+        qs = qs.filter(outcome=outcome)
+    if min_amount is not None:
+        qs = qs.filter(amount__gte=min_amount)
+    if max_amount is not None:
+        qs = qs.filter(amount__lte=max_amount)
+    if token_hash:
+        qs = qs.filter(transaction__visit__token_hash=token_hash)
+    if token_last4:
+        qs = qs.filter(transaction__visit__token_last4=token_last4)
+    return qs
+
+
+def transactions_filtered(
+    *,
+    since: Any = None,
+    until: Any = None,
+    store: Any = None,
+    reviewer: str = "",
+    outcome: str = "",
+    min_amount: int | None = None,
+    max_amount: int | None = None,
+    token_hash: str = "",
+    token_last4: str = "",
+) -> Any:
+    """Transactions matching the auditor's filters, newest first.
+
+    Dates are the transaction's; reviewer and outcome match one decision on it (both
+    on the same decision when both are given); the amount is the final amount once
+    decided, the proposed one before.
+    """
+    from datetime import timedelta
+
+    from django.db.models import Exists, OuterRef
+    from django.db.models.functions import Coalesce
+
+    from .models import Decision, Transaction
+
+    qs = Transaction.objects.select_related("store", "visit")
+    if since:
+        qs = qs.filter(created_at__gte=_day_start(since))
+    if until:
+        qs = qs.filter(created_at__lt=_day_start(until + timedelta(days=1)))
+    if store is not None:
+        qs = qs.filter(store=store)
+    if reviewer or outcome:
+        decisions = Decision.objects.filter(transaction=OuterRef("pk"))
+        if reviewer:
+            decisions = decisions.filter(reviewer__username=reviewer)
+        if outcome:
+            decisions = decisions.filter(outcome=outcome)
+        qs = qs.filter(Exists(decisions))
+    if min_amount is not None or max_amount is not None:
+        qs = qs.annotate(audit_amount=Coalesce("final_amount", "proposed_amount"))
+        if min_amount is not None:
+            qs = qs.filter(audit_amount__gte=min_amount)
+        if max_amount is not None:
+            qs = qs.filter(audit_amount__lte=max_amount)
+    if token_hash:
+        qs = qs.filter(visit__token_hash=token_hash)
+    if token_last4:
+        qs = qs.filter(visit__token_last4=token_last4)
+    return qs.order_by("-created_at", "-id")
+
+
+def transactions_page(*, filters: dict[str, Any], page: int, per_page: int = 50) -> dict[str, Any]:
+    """One page of the auditor's search, with each transaction's decisions (two queries)."""
+    from .models import Decision
+
+    rows = list(transactions_filtered(**filters)[(page - 1) * per_page : page * per_page + 1])
+    has_next = len(rows) > per_page
+    rows = rows[:per_page]
+    by_txn: dict[int, list[Any]] = {}
+    for decision in (
+        Decision.objects.filter(transaction__in=rows).select_related("reviewer").order_by("created_at", "id")
+    ):
+        by_txn.setdefault(decision.transaction_id, []).append(decision)
+    for txn in rows:
+        txn.audit_decisions = by_txn.get(txn.pk, [])
+    return {"rows": rows, "has_next": has_next, "page": page}
+
+
+def transaction_history(*, code: Any) -> dict[str, Any] | None:
+    """Everything that happened to one transaction, for the auditor's history page.
+
+    A fixed number of queries whatever the transaction's size. Clip views come from
+    the audit log (`clip.viewed` records), not from a table of their own.
+    """
+    from datetime import timedelta
+
+    from .models import AuditEvent, Charge, Clip, Decision, EvidenceEvent, Transaction, WebhookDelivery
+
+    txn = (
+        Transaction.objects.select_related("store", "visit", "footage", "footage__camera")
+        .filter(code=code)
+        .first()
+    )
+    if txn is None:
+        return None
+    lines = list(txn.proposed_lines.select_related("product").order_by("product__sku"))
+    events = list(
+        EvidenceEvent.objects.filter(transaction=txn)
+        .select_related("slot", "product", "footage", "footage__camera")
+        .order_by("footage_id", "t_start", "id")
+    )
+    for event in events:
+        event.at = (
+            event.footage.started_at + timedelta(seconds=event.t_start) if event.footage is not None else None
+        )
+    decisions = list(
+        Decision.objects.filter(transaction=txn)
+        .select_related("reviewer", "task")
+        .order_by("created_at", "id")
+    )
+    tasks = list(txn.tasks.select_related("assignee").order_by("created_at", "id"))
+    audit = list(AuditEvent.objects.filter(transaction=txn).select_related("actor").order_by("id"))
+    clips = list(
+        Clip.objects.filter(transaction=txn).select_related("footage", "footage__camera").order_by("t_start")
+    )
+    views: dict[str, list[Any]] = {}
+    for event in audit:
+        if event.action == "clip.viewed":
+            views.setdefault(event.object_code, []).append(event)
+    for clip in clips:
+        clip.views = views.get(str(clip.code), [])
+    charge = Charge.objects.filter(transaction=txn).first()
+    footage = {e.footage for e in events if e.footage is not None} | {c.footage for c in clips if c.footage}
+    if txn.footage is not None:
+        footage.add(txn.footage)
+    return {
+        "txn": txn,
+        "lines": lines,
+        "events": events,
+        "decisions": decisions,
+        "tasks": tasks,
+        "clips": clips,
+        "footage": sorted(footage, key=lambda f: (f.started_at, f.pk)),
+        "charge": charge,
+        "refunded": charge is not None and charge.state in ("refunded", "partially_refunded"),
+        "webhooks": list(WebhookDelivery.objects.filter(transaction=txn).order_by("created_at", "id")),
+        "audit": audit,
+    }

@@ -14,7 +14,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .models import Footage, Transaction, WebhookDelivery
-from .services import audit, clips, deadlines, pipeline, review, settlement, webhooks
+from .services import audit, clips, deadlines, metrics, pipeline, review, settlement, webhooks
 
 SETTLE_RETRIES = 6
 WEBHOOK_RETRIES = 8
@@ -84,3 +84,8 @@ def apply_deadline_rules_task() -> int:
 @queue_task("default")
 def seal_audit_log_task() -> int:
     return audit.audit_seal()
+
+
+@queue_task("default")
+def roll_up_metrics_task() -> int:
+    return metrics.rollup_recent()

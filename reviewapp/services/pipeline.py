@@ -342,6 +342,7 @@ def transaction_triage(*, txn: Transaction, forced_reasons: Iterable[str] = ()) 
     changed = Transaction.objects.filter(pk=txn.pk, state=TransactionState.TRACKING).update(
         state=new,
         review_reasons=reasons,
+        flagged=bool(reasons),
         triaged_at=now,
         decided_at=None if reasons else now,
         final_amount=None if reasons else txn.proposed_amount,

@@ -29,3 +29,53 @@ def api_key_create(*, store: Store, label: str, actor: Any) -> str:
             after={"label": label},
         )
     return key
+
+
+POLICY_FIELDS = (
+    "review_threshold",
+    "review_limit_amount",
+    "audit_sample_percent",
+    "settle_within_minutes",
+    "deadline_rule",
+    "deadline_confidence",
+    "second_opinion_percent",
+    "receipt_target_minutes",
+    "receipt_target_share",
+    "privacy_mode",
+    "footage_retention_days",
+    "clip_retention_days",
+    "dispute_window_days",
+)
+
+
+def store_policy_update(
+    *, store: Store, changes: dict[str, Any], actor: Any, reason: str = ""
+) -> dict[str, Any]:
+    """Change a store's triage, deadline, privacy or retention policy; old and new values are audited.
+
+    Returns the fields that actually changed. Callers validate values (the form does).
+    """
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValueError(f"not policy fields: {', '.join(sorted(unknown))}")
+    with db.atomic():
+        locked = Store.objects.select_for_update().get(pk=store.pk)
+        before = {f: getattr(locked, f) for f in changes if getattr(locked, f) != changes[f]}
+        if not before:
+            return {}
+        after = {f: changes[f] for f in before}
+        for field, value in after.items():
+            setattr(locked, field, value)
+        locked.save(update_fields=list(after))
+        audit_record(
+            actor=actor,
+            action="store.policy_changed",
+            obj=locked,
+            store=locked,
+            before=before,
+            after=after,
+            data={"reason": reason[:500]},
+        )
+    for field, value in after.items():
+        setattr(store, field, value)
+    return after

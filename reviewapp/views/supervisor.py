@@ -1,16 +1,154 @@
+"""The supervisor console: the shift dashboard and the actions on it."""
+
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from .. import selectors
 from ..access import SUPERVISOR, role_required
+from ..forms_supervisor import ReassignForm, StorePolicyForm
+from ..models import Charge, ReviewTask, Store
+from ..services.review import task_reassign
+from ..services.settlement import charge_retry
+from ..services.stores import store_policy_update
+from ..states import DomainError
 
 
 @role_required(SUPERVISOR)
 def dashboard(request: HttpRequest) -> HttpResponse:
+    window = request.GET.get("window", "8h")
+    if window not in selectors.WINDOWS:
+        window = "8h"
+    store = None
+    if request.GET.get("store"):
+        store = (
+            Store.objects.filter(code=request.GET["store"]).first()
+            if _is_uuid(request.GET["store"])
+            else None
+        )
+    data = selectors.dashboard(window_hours=selectors.WINDOWS[window], store=store)
     return render(
         request,
         "reviewapp/supervisor_dashboard.html",
-        {"queue": selectors.queue_summary(), "footage": selectors.footage_problems()},
+        {
+            **data,
+            "window": window,
+            "windows": list(selectors.WINDOWS),
+            "store": store,
+            "stores": Store.objects.order_by("name"),
+            "chart": trend_svg(data["trend"]),
+        },
     )
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def trend_svg(trend: list[tuple[Any, dict[str, int]]], width: int = 720, height: int = 160) -> dict[str, Any]:
+    """Polylines for flagged and auto-approved carts per hour (server-rendered SVG, no JS)."""
+    if not trend:
+        return {"width": width, "height": height, "series": [], "max": 0, "labels": []}
+    top = max(1, *(max(p["flagged"], p["auto_approved"]) for _, p in trend))
+    step = width / max(1, len(trend) - 1)
+
+    def points(key: str) -> str:
+        return " ".join(
+            f"{i * step:.1f},{height - (p[key] / top) * (height - 10):.1f}" for i, (_, p) in enumerate(trend)
+        )
+
+    labels = [(i * step, hour) for i, (hour, _) in enumerate(trend) if i % max(1, len(trend) // 6) == 0]
+    return {
+        "width": width,
+        "height": height,
+        "max": top,
+        "series": [
+            ("auto_approved", "Auto-approved", points("auto_approved")),
+            ("flagged", "Flagged", points("flagged")),
+        ],
+        "labels": labels,
+    }
+
+
+def _task(code: Any) -> ReviewTask:
+    try:
+        return ReviewTask.objects.select_related("transaction", "transaction__store", "assignee").get(
+            code=code
+        )
+    except (ReviewTask.DoesNotExist, ValueError):
+        raise Http404("no such task")
+
+
+@require_POST
+@role_required(SUPERVISOR)
+def take_task(request: HttpRequest, code: Any) -> HttpResponse:
+    """A supervisor takes a task (an escalation, or one at risk) and opens it."""
+    task = _task(code)
+    try:
+        task_reassign(task=task, to=request.user, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+        return redirect("supervisor:dashboard")
+    return redirect("reviewer:task", code=task.code)
+
+
+@require_POST
+@role_required(SUPERVISOR)
+def reassign_task(request: HttpRequest, code: Any) -> HttpResponse:
+    task = _task(code)
+    form = ReassignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("to", ["Invalid reviewer."])))
+        return redirect("supervisor:dashboard")
+    try:
+        task_reassign(task=task, to=form.cleaned_data["to"], actor=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        to = form.cleaned_data["to"]
+        messages.success(
+            request, f"Task given to {to.get_username()}." if to else "Task returned to the queue."
+        )
+    return redirect("supervisor:dashboard")
+
+
+@require_POST
+@role_required(SUPERVISOR)
+def retry_charge(request: HttpRequest, code: Any) -> HttpResponse:
+    charge = get_object_or_404(Charge.objects.select_related("transaction", "transaction__store"), code=code)
+    try:
+        charge_retry(charge=charge, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Settlement retried; it runs on the settlement queue.")
+    return redirect("supervisor:dashboard")
+
+
+@role_required(SUPERVISOR)
+def store_policy(request: HttpRequest, code: Any) -> HttpResponse:
+    store = get_object_or_404(Store, code=code)
+    if request.method == "POST":
+        form = StorePolicyForm(request.POST, instance=Store.objects.get(pk=store.pk))
+        if form.is_valid():
+            changes = {f: form.cleaned_data[f] for f in form.Meta.fields}
+            changed = store_policy_update(
+                store=store, changes=changes, actor=request.user, reason=form.cleaned_data.get("reason", "")
+            )
+            messages.success(request, f"Saved: {', '.join(changed)}." if changed else "Nothing changed.")
+            return redirect(reverse("supervisor:store-policy", args=[store.code]))
+    else:
+        form = StorePolicyForm(instance=store)
+    return render(request, "reviewapp/supervisor_policy.html", {"store": store, "form": form})
