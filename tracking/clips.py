@@ -125,6 +125,39 @@ def read_frame(source: str | Path, frame_number: int) -> NDArray[np.uint8]:
         capture.release()
 
 
+def read_frames(source: str | Path, frame_numbers: Sequence[int]) -> dict[int, NDArray[np.uint8]]:
+    """Several BGR frames by number with one open file: decoded forward in order, seeking only
+    across long gaps (a seek costs a keyframe's worth of decoding, a forward read one frame)."""
+    wanted = sorted({max(0, n) for n in frame_numbers})
+    frames: dict[int, NDArray[np.uint8]] = {}
+    if not wanted:
+        return frames
+    capture = cv2.VideoCapture(str(source))
+    try:
+        if not capture.isOpened():
+            raise ClipError(f"cannot open {Path(source).name}")
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        position = -1  # the number of the frame read last
+        for number in wanted:
+            target = min(number, count - 1) if count > 0 else number
+            if target <= position or target - position > 30:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, target)
+                position = target - 1
+            frame = None
+            while position < target:
+                ok, frame = capture.read()
+                if not ok:
+                    raise ClipError(f"cannot read frame {number} of {Path(source).name}")
+                position += 1
+            if frame is not None:
+                frames[number] = np.asarray(frame, dtype=np.uint8)
+            elif target in frames:
+                frames[number] = frames[target]
+        return frames
+    finally:
+        capture.release()
+
+
 def write_poster(
     source: str | Path, target: str | Path, *, frame_number: int = 0, max_width: int = 960
 ) -> Path:
@@ -149,7 +182,18 @@ def write_crop(
     min_size: int = 160,
 ) -> Path:
     """The slot `box` (x, y, w, h in frame pixels) with some margin, as PNG, at least `min_size` tall."""
-    frame = read_frame(source, frame_number)
+    return write_crop_of(read_frame(source, frame_number), target, box=box, pad=pad, min_size=min_size)
+
+
+def write_crop_of(
+    frame: NDArray[np.uint8],
+    target: str | Path,
+    *,
+    box: tuple[int, int, int, int],
+    pad: float = 0.25,
+    min_size: int = 160,
+) -> Path:
+    """As write_crop, from a frame already in memory."""
     height, width = frame.shape[:2]
     x, y, w, h = box
     if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:

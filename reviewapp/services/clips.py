@@ -70,16 +70,25 @@ def _cut_media(txn: Transaction) -> list[str]:
             save_file(clip.file, f"{txn.code}-{n}.mp4", out)
             save_file(clip.poster, f"{txn.code}-{n}.jpg", poster)
             made.append((clip, [events[i] for i in span.members] if events else []))
+        wanted: dict[EvidenceEvent, tuple[int, int, tuple[int, int, int, int]]] = {}
         for event in events:
             if not (event.slot and event.before_box):
                 continue
-            box = tuple(int(v) for v in event.before_box)
             before = event.before_frame if event.before_frame is not None else int(event.t_start * fps) - 1
             after = event.after_frame if event.after_frame is not None else int(event.t_end * fps) + 1
+            wanted[event] = (before, after, tuple(int(v) for v in event.before_box))  # type: ignore[misc]
+        try:
+            frames = cutter.read_frames(video, [n for b, a, _ in wanted.values() for n in (b, a)])
+        except cutter.ClipError as exc:
+            problems.append(str(exc))
+            frames = {}
+        for event, (before, after, box) in wanted.items():
             try:
-                for name, frame in (("before", before), ("after", after)):
+                for name, number in (("before", before), ("after", after)):
+                    if number not in frames:
+                        continue
                     path = Path(tmp) / f"{event.code}-{name}.png"
-                    cutter.write_crop(video, path, frame_number=frame, box=box)  # type: ignore[arg-type]
+                    cutter.write_crop_of(frames[number], path, box=box)
                     save_file(getattr(event, f"{name}_crop"), f"{event.code}-{name}.png", path)
                 event.save(update_fields=["before_crop", "after_crop"])
             except cutter.ClipError as exc:

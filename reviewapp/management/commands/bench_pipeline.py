@@ -1,0 +1,167 @@
+"""Benchmark the review pipeline on real workers and a real broker.
+
+    python manage.py bench_pipeline [--scenes 3] [--preset mixed]
+
+Prints: the time to cut one 10 s clip; for each flagged transaction the time from
+being flagged (triage) to a reviewable task (clips cut, task queued); and the
+transactions processed per minute through the whole pipeline with one worker per
+queue. It writes stores and footage into the configured database: use a scratch one
+(`make bench` points it at a temporary SQLite file and broker folder).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Command(BaseCommand):
+    help = "Measure clip cutting, flag-to-reviewable time and pipeline throughput on real workers."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--scenes", type=int, default=3)
+        parser.add_argument("--preset", default="mixed")
+        parser.add_argument("--cache", type=Path, default=settings.BASE_DIR / "var" / "bench-scenes")
+        parser.add_argument("--timeout", type=float, default=600)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from reviewapp.models import Footage, ReviewTask, Transaction
+        from tracking.clips import cut_clip
+        from tracking.simulator import simulate
+
+        scenes = []
+        for n in range(options["scenes"]):
+            seed = 9100 + n
+            folder = options["cache"] / f"pipeline-{options['preset']}-{seed}"
+            if not (folder / "footage.mp4").exists():
+                self.stdout.write(f"rendering {folder.name} ...")
+                simulate(folder, seed=seed, preset=options["preset"])
+            scenes.append(folder)
+
+        # 1. clip cutting
+        times = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(20):
+                started = time.perf_counter()
+                cut_clip(scenes[0] / "footage.mp4", Path(tmp) / f"c{i}.mp4", start=10.0 + i, end=20.0 + i)
+                times.append(time.perf_counter() - started)
+        self.stdout.write(
+            f"cut a 10 s 720p clip: median {statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms"
+        )
+
+        # 2 and 3: the whole pipeline with one worker per queue
+        workers = self._start_workers()
+        try:
+            # 2. flag to reviewable on an otherwise idle machine: one footage file at a time
+            idle_ids = []
+            for folder in scenes:
+                footage_id = self._ingest(folder, tag="idle")
+                self._wait([footage_id], options["timeout"])
+                idle_ids.append(footage_id)
+            # 3. throughput: every footage file arrives at once
+            t0 = time.perf_counter()
+            busy_ids = [self._ingest(folder, tag="load") for folder in scenes]
+            self._wait(busy_ids, options["timeout"])
+            elapsed = time.perf_counter() - t0
+        finally:
+            for proc in workers:
+                proc.terminate()
+            for proc in workers:
+                proc.wait(timeout=30)
+
+        waits = []
+        for txn in Transaction.objects.filter(footage_id__in=idle_ids, flagged=True):
+            task = ReviewTask.objects.filter(transaction=txn).order_by("created_at").first()
+            if task and txn.triaged_at:
+                waits.append((task.created_at - txn.triaged_at).total_seconds())
+        if waits:
+            self.stdout.write(
+                f"flag to reviewable (idle, one footage at a time): median {statistics.median(waits):.2f}s, "
+                f"p95 {_pct(waits, 0.95):.2f}s, max {max(waits):.2f}s over {len(waits)} flagged transactions"
+            )
+        txns = list(Transaction.objects.filter(footage_id__in=busy_ids))
+        flagged = sum(1 for t in txns if t.flagged)
+        settled = sum(1 for t in txns if t.state == "settled")
+        seconds = sum(Footage.objects.get(pk=pk).duration_s or 0 for pk in busy_ids)
+        self.stdout.write(
+            f"throughput: {len(scenes)} footage files ({seconds:.0f}s of video) at once, {len(txns)} transactions "
+            f"({flagged} flagged, {settled} settled) done in {elapsed:.1f}s = "
+            f"{len(txns) / elapsed * 60:.0f} transactions/minute with one worker per queue"
+        )
+
+    def _ingest(self, folder: Path, *, tag: str) -> int:
+        from reviewapp.services.audit import Actor
+        from reviewapp.services.ingest import scene_ingest
+
+        name = f"bench-{tag}-{timezone.now():%H%M%S%f}-{folder.name}"
+        return scene_ingest(scene_dir=folder, store_name=name, actor=Actor(label="bench")).footage.pk
+
+    def _wait(self, footage_ids: list[int], timeout: float) -> None:
+        """Until each footage is tracked and each of its transactions is settled or has a review task."""
+        from reviewapp.models import Footage, Transaction
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            txns = Transaction.objects.filter(footage_id__in=footage_ids)
+            moving = txns.filter(state__in=["tracking", "auto_approved", "approved", "adjusted"]).exists()
+            untasked = txns.filter(state="needs_review", tasks__isnull=True).exists()
+            unfinished = (
+                Footage.objects.filter(pk__in=footage_ids)
+                .exclude(status__in=["processed", "failed"])
+                .exists()
+            )
+            if not (moving or untasked or unfinished) and txns.exists():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the pipeline did not finish within {timeout}s")
+
+    def _start_workers(self) -> list[subprocess.Popen[bytes]]:
+        procs = []
+        log_dir = Path(tempfile.mkdtemp(prefix="cr-bench-workers-"))
+        for queue in ("tracking", "media", "settlement", "default"):
+            log = open(log_dir / f"{queue}.log", "wb")  # noqa: SIM115 - lives as long as the worker
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "config",
+                        "worker",
+                        "-Q",
+                        queue,
+                        "--concurrency",
+                        "1",
+                        "--prefetch-multiplier=1",
+                        "-n",
+                        f"bench-{queue}@%h",
+                        "-l",
+                        "WARNING",
+                        "--without-mingle",
+                        "--without-gossip",
+                    ],  # fmt: skip
+                    cwd=settings.BASE_DIR,
+                    env=dict(os.environ),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        time.sleep(4)  # let them connect before work arrives
+        self.stdout.write(f"workers: one per queue, logs in {log_dir}")
+        return procs
