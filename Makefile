@@ -23,5 +23,21 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Benchmarks: separate from the test suite; each prints its figures.
+# BENCH_DB: a scratch PostgreSQL database for the claim benchmark (skipped without one).
+BENCH_DB ?= postgres://postgres@127.0.0.1:5432/bench
+BENCH_VAR := $(CURDIR)/var/bench
+
+bench: $(STAMP)
+	$(PY) -m tracking.simulator_bench
+	$(PY) -m tracking.bench
+	rm -rf $(BENCH_VAR) && mkdir -p $(BENCH_VAR)
+	VAR_DIR=$(BENCH_VAR) DATABASE_URL= CELERY_BROKER_URL= $(PY) manage.py migrate -v0
+	VAR_DIR=$(BENCH_VAR) DATABASE_URL= CELERY_BROKER_URL= $(PY) manage.py bench_pipeline
+	@if psql "$(BENCH_DB)" -c "select 1" >/dev/null 2>&1 || psql "$(dir $(BENCH_DB))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DB))" >/dev/null 2>&1; then \
+		DATABASE_URL=$(BENCH_DB) $(PY) manage.py migrate -v0 && \
+		DATABASE_URL=$(BENCH_DB) $(PY) manage.py bench_claim --reviewers 32 --claims 10000; \
+	else echo "claim benchmark skipped: no PostgreSQL at $(BENCH_DB) (set BENCH_DB)"; fi
+
 clean:
-	rm -rf var/media var/broker var/db.sqlite3 var/test-db.sqlite3
+	rm -rf var/media var/broker var/db.sqlite3* var/test-db.sqlite3* var/celerybeat-schedule* var/bench
