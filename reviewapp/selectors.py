@@ -341,3 +341,19 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
         "webhooks": list(WebhookDelivery.objects.filter(transaction=txn).order_by("created_at", "id")),
         "audit": audit,
     }
+
+
+def audit_chain_check() -> dict[str, Any]:
+    """Verify the audit chain (reads only: nothing is sealed) and locate the first broken link."""
+    from .models import AuditEvent
+    from .services.audit import audit_verify_chain
+
+    report = audit_verify_chain()
+    broken = None
+    if not report.ok:
+        broken = (
+            AuditEvent.objects.filter(pk=report.broken_at_id)
+            .values("id", "seq", "action", "object_type", "object_code", "created_at")
+            .first()
+        )
+    return {"report": report, "broken": broken, "total": AuditEvent.objects.count()}

@@ -33,7 +33,16 @@ supervisor_patterns = (
     ],
     "supervisor",
 )
-auditor_patterns = ([path("", auditor.search, name="search")], "auditor")
+auditor_patterns = (
+    [
+        path("", auditor.search, name="search"),
+        path("transactions/<uuid:code>", auditor.transaction_history, name="history"),
+        path("export.csv", auditor.export, {"fmt": "csv"}, name="export-csv"),
+        path("export.jsonl", auditor.export, {"fmt": "jsonl"}, name="export-jsonl"),
+        path("verify", auditor.verify, name="verify"),
+    ],
+    "auditor",
+)
 
 api_patterns = (
     [

@@ -1,0 +1,157 @@
+"""Decision exports for auditors, as CSV or JSON Lines, in constant memory.
+
+The page (a StreamingHttpResponse) and `manage.py export_decisions` both stream
+`export_chunks`, which pages through `selectors.decisions_filtered` by keyset
+(`id > last ORDER BY id LIMIT n`, plain tuples from `values_list`): no server-side
+cursor held open, no model instances, one page in memory at a time. The export
+stops at the newest decision that existed when it started, so it is a fixed set
+even while reviewers keep deciding. Every export is itself an audit event.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db.models import Max
+
+from .. import selectors
+from ..forms_audit import describe_filters
+from ..models import Decision
+from .audit import audit_record
+
+FORMATS = ("csv", "jsonl")
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+PAGE_SIZE = 5000
+
+# Column name -> the value it reads. Amounts are integers in minor units (cents).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("decision", "code"),
+    ("created_at", "created_at"),
+    ("store", "transaction__store__name"),
+    ("transaction", "transaction__code"),
+    ("visit", "transaction__visit__external_id"),
+    ("token_last4", "transaction__visit__token_last4"),
+    ("reviewer", "reviewer__username"),
+    ("outcome", "outcome"),
+    ("amount_minor", "amount"),
+    ("currency", "currency"),
+    ("proposed_amount_minor", "transaction__proposed_amount"),
+    ("diff", "diff"),
+    ("note", "note"),
+    ("time_spent_ms", "time_spent_ms"),
+    ("by_supervisor", "by_supervisor"),
+    ("task_kind", "task__kind"),
+)
+HEADER = tuple(name for name, _ in COLUMNS)
+_FIELDS = ("id", *(field for _, field in COLUMNS))
+_DIFF = HEADER.index("diff")
+_NOTE = HEADER.index("note")
+_BY_SUPERVISOR = HEADER.index("by_supervisor")
+# A spreadsheet runs a cell that starts with one of these as a formula: CSV notes get a quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def decision_rows(
+    *, filters: dict[str, Any], page_size: int = PAGE_SIZE, on_page: Callable[[int], None] | None = None
+) -> Iterator[list[Any]]:
+    """Matching decisions as lists in HEADER order (code and created_at as str), oldest id first.
+
+    `on_page(n)` is called with each page's row count (progress, totals).
+    """
+    upper = Decision.objects.aggregate(top=Max("id"))["top"]
+    if upper is None:
+        return
+    base = selectors.decisions_filtered(**filters).filter(id__lte=upper).order_by("id")
+    last = 0
+    while True:
+        page = list(base.filter(id__gt=last).values_list(*_FIELDS)[:page_size])
+        if not page:
+            return
+        last = page[-1][0]
+        if on_page is not None:
+            on_page(len(page))
+        for row in page:
+            values = list(row[1:])
+            values[0] = str(values[0])
+            values[1] = values[1].isoformat()
+            values[3] = str(values[3])
+            yield values
+        if len(page) < page_size:
+            return
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_chunks(rows: Iterator[list[Any]], *, rows_per_chunk: int = PAGE_SIZE) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    n = 0
+    for values in rows:
+        values[_DIFF] = json.dumps(values[_DIFF], separators=(",", ":"), sort_keys=True)
+        values[_NOTE] = _csv_cell(values[_NOTE])
+        values[_BY_SUPERVISOR] = "true" if values[_BY_SUPERVISOR] else "false"
+        writer.writerow(values)
+        n += 1
+        if n == rows_per_chunk:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+            n = 0
+    yield buffer.getvalue().encode()
+
+
+def jsonl_chunks(rows: Iterator[list[Any]], *, rows_per_chunk: int = PAGE_SIZE) -> Iterator[bytes]:
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    lines: list[str] = []
+    for values in rows:
+        lines.append(dumps(dict(zip(HEADER, values, strict=True))))
+        if len(lines) == rows_per_chunk:
+            lines.append("")
+            yield "\n".join(lines).encode()
+            lines = []
+    if lines:
+        lines.append("")
+        yield "\n".join(lines).encode()
+
+
+def export_chunks(
+    *,
+    filters: dict[str, Any],
+    fmt: str,
+    page_size: int = PAGE_SIZE,
+    on_page: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """The export as byte chunks of about one page each."""
+    rows = decision_rows(filters=filters, page_size=page_size, on_page=on_page)
+    if fmt == "csv":
+        return csv_chunks(rows, rows_per_chunk=page_size)
+    if fmt == "jsonl":
+        return jsonl_chunks(rows, rows_per_chunk=page_size)
+    raise ValueError(f"unknown export format {fmt!r}")
+
+
+def export_record(*, actor: Any, filters: dict[str, Any], fmt: str, via: str) -> str:
+    """Log that an export was made (who, how, which filters); returns the export's code.
+
+    Called before the first byte is sent: an export that fails half-way is still on record.
+    """
+    code = str(uuid.uuid4())
+    audit_record(
+        actor=actor,
+        action="export.decisions",
+        object_type="export",
+        object_code=code,
+        store=filters.get("store"),
+        data={"format": fmt, "via": via, "filters": describe_filters(filters)},
+    )
+    return code
