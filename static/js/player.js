@@ -54,16 +54,27 @@ window.ClipPlayer = function ClipPlayer(opts) {
     if (!markers) return;
     markers.textContent = "";
     const d = duration();
-    for (const e of clipEvents()) {
+    const width = markers.clientWidth || 600;
+    const rowsEnd = []; // right edge (px) of the last pin in each row: overlapping pins stack
+    const pins = clipEvents().map((e) => {
+      const left = clamp(toClip(e.t_start) / d, 0, 1) * 100;
+      const span = Math.max(clamp((e.t_end - e.t_start) / d, 0, 1) * 100, 0.4);
+      const bar = document.createElement("div");
+      bar.className = "span conf-" + confClass(e.confidence);
+      bar.style.left = left + "%";
+      bar.style.width = Math.min(span, 100 - left) + "%";
+      markers.appendChild(bar);
       const m = document.createElement("button");
       m.type = "button";
       m.tabIndex = -1;
       m.className = "marker conf-" + confClass(e.confidence) + (e.ambiguous ? " ambiguous" : "");
       m.dataset.event = e.code;
-      const left = clamp(toClip(e.t_start) / d, 0, 1) * 100;
-      const width = Math.max(clamp((e.t_end - e.t_start) / d, 0, 1) * 100, 0.8);
-      m.style.left = left + "%";
-      m.style.width = Math.min(width, 100 - left) + "%";
+      const px = (left / 100) * width;
+      let row = rowsEnd.findIndex((end) => end < px - 2);
+      if (row < 0) row = rowsEnd.length;
+      rowsEnd[row] = px + 22;
+      m.style.left = `calc(${left}% - 2px)`;
+      m.style.top = row * 22 + "px";
       m.title = `#${e.n} ${e.kind} ${e.qty}× ${e.name} · ${e.t_start.toFixed(1)} s · confidence ${e.confidence.toFixed(2)}${e.ambiguous ? " · ambiguous" : ""}`;
       m.setAttribute("aria-label", m.title);
       m.textContent = e.n;
@@ -72,8 +83,11 @@ window.ClipPlayer = function ClipPlayer(opts) {
         seekEvent(e);
       });
       markers.appendChild(m);
-    }
+      return m;
+    });
+    if (timeline) timeline.style.height = Math.max(1, rowsEnd.length) * 22 + 16 + "px";
     markCurrent();
+    return pins;
   }
 
   function markCurrent() {

@@ -304,7 +304,7 @@
         el("span", { class: "psku" }, p.sku),
         el("span", { class: "pprice" }, money.format(p.price / 100))
       );
-    if (suggested.length) list.append(el("li", { class: "group", role: "presentation" }, "Looks alike"));
+    if (suggested.length) list.append(el("li", { class: "group", role: "presentation" }, "Looks most alike"));
     suggested.forEach((p, i) => list.append(item(p, i)));
     if (rest.length) list.append(el("li", { class: "group", role: "presentation" }, q ? "Matches" : "All products"));
     rest.forEach((p, i) => list.append(item(p, suggested.length + i)));
