@@ -15,8 +15,21 @@ $(STAMP): requirements.txt
 demo: $(STAMP)
 	$(PY) manage.py demo
 
+# The browser tests (tests/e2e) drive Debian's Chromium; as root it is installed here,
+# otherwise they skip and this says what to run.
+CHROMIUM ?= /usr/bin/chromium
+
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing Chromium for the browser tests: apt-get install -y chromium"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "No Chromium at $(CHROMIUM): the browser tests will skip. To run them:"; \
+			echo "    sudo apt-get update && sudo apt-get install -y chromium"; \
+		fi; \
+	fi
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
