@@ -89,7 +89,9 @@ def database_from_env(name: str = "DATABASE_URL") -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL;",
         }
         # A file, not memory, so a real Celery worker process in the tests sees the test database.
-        config["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+        config["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME") or str(VAR_DIR / "test-db.sqlite3")}
+    elif os.environ.get("TEST_DATABASE_NAME"):
+        config["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
     return config
 
 
