@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -24,6 +25,10 @@ BEAT_SCHEDULE = {
     "bump-priorities": {"task": "reviewapp.tasks.bump_priorities_task", "schedule": 60.0},
     "apply-deadline-rules": {"task": "reviewapp.tasks.apply_deadline_rules_task", "schedule": 60.0},
     "roll-up-metrics": {"task": "reviewapp.tasks.roll_up_metrics_task", "schedule": 60.0},
+    "purge-expired-media": {
+        "task": "reviewapp.tasks.purge_expired_media_task",
+        "schedule": crontab(minute=17),
+    },
 }
 
 app = Celery("checkout_review")

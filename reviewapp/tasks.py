@@ -14,7 +14,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .models import Footage, Transaction, WebhookDelivery
-from .services import audit, clips, deadlines, metrics, pipeline, review, settlement, webhooks
+from .services import audit, clips, deadlines, metrics, pipeline, retention, review, settlement, webhooks
 
 SETTLE_RETRIES = 6
 WEBHOOK_RETRIES = 8
@@ -89,3 +89,8 @@ def seal_audit_log_task() -> int:
 @queue_task("default")
 def roll_up_metrics_task() -> int:
     return metrics.rollup_recent()
+
+
+@queue_task("default")
+def purge_expired_media_task() -> dict[str, int]:
+    return retention.media_purge()
