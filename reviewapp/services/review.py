@@ -8,6 +8,7 @@ never hold one task and a task is never decided twice.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,12 +61,12 @@ def _claimable(reviewer: Any) -> Q:
 
 
 def claim_next_task(
-    *, reviewer: Any, now: datetime | None = None, exclude: ReviewTask | None = None
+    *, reviewer: Any, now: datetime | None = None, exclude: Collection[int] = ()
 ) -> ReviewTask | None:
     """The reviewer's current task if they hold one, else the next queued one, leased to them.
 
-    Highest priority first, then the earliest deadline; never `exclude` (the task just
-    skipped, so a skip does not hand the same task straight back). PostgreSQL skips rows other
+    Highest priority first, then the earliest deadline; never a task whose id is in
+    `exclude` (those the reviewer just skipped, so a skip does not hand them back). PostgreSQL skips rows other
     claimers have locked (FOR UPDATE SKIP LOCKED); SQLite serialises writers (the
     IMMEDIATE transaction mode), so the compare-and-set below never races there.
     """
@@ -82,12 +83,12 @@ def claim_next_task(
 
 
 def _claim_queued(
-    *, reviewer: Any, now: datetime, action: str, exclude: ReviewTask | None = None
+    *, reviewer: Any, now: datetime, action: str, exclude: Collection[int] = ()
 ) -> ReviewTask | None:
     """Lease the next queued task to `reviewer` (see claim_next_task for the ordering and locking)."""
     claimable = _claimable(reviewer)
-    if exclude is not None:
-        claimable &= ~Q(pk=exclude.pk)
+    if exclude:
+        claimable &= ~Q(pk__in=list(exclude))
     for _attempt in range(5):
         with db.atomic():
             candidates = ReviewTask.objects.filter(claimable).order_by("-priority", "settle_by", "id")
@@ -119,7 +120,9 @@ def _claim_queued(
     return None
 
 
-def on_deck_claim(*, reviewer: Any, current: ReviewTask, now: datetime | None = None) -> ReviewTask | None:
+def on_deck_claim(
+    *, reviewer: Any, current: ReviewTask, now: datetime | None = None, exclude: Collection[int] = ()
+) -> ReviewTask | None:
     """The task held in reserve while the reviewer works on `current`, claimed if there is none.
 
     The reviewer page prefetches the on-deck task's clip, so that after a decision the
@@ -140,7 +143,7 @@ def on_deck_claim(*, reviewer: Any, current: ReviewTask, now: datetime | None = 
         return other
     if not (current.state == TaskState.ASSIGNED and current.assignee_id == reviewer.pk):
         return None
-    return _claim_queued(reviewer=reviewer, now=now, action="task.claimed_on_deck")
+    return _claim_queued(reviewer=reviewer, now=now, action="task.claimed_on_deck", exclude=exclude)
 
 
 LEAVE_GRACE = timedelta(seconds=20)

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import selectors
@@ -48,9 +49,25 @@ def _task_url(task: ReviewTask) -> str:
     return reverse("reviewer:task", args=[task.code])
 
 
-def _next_url(request: HttpRequest, *, exclude: ReviewTask | None = None) -> str:
+SKIP_MEMORY_SECONDS = 15 * 60
+
+
+def _skipped(request: HttpRequest, add: ReviewTask | None = None) -> list[int]:
+    """Tasks this reviewer skipped lately (kept in their session): not handed straight back."""
+    now = timezone.now().timestamp()
+    kept = {
+        k: v for k, v in request.session.get("review_skipped", {}).items() if now - v < SKIP_MEMORY_SECONDS
+    }
+    if add is not None:
+        kept[str(add.pk)] = now
+    if add is not None or len(kept) != len(request.session.get("review_skipped", {})):
+        request.session["review_skipped"] = kept
+    return [int(k) for k in kept]
+
+
+def _next_url(request: HttpRequest) -> str:
     """Claim (or find the held, usually on-deck) next task; the start page when the queue is empty."""
-    task = claim_next_task(reviewer=request.user, exclude=exclude)
+    task = claim_next_task(reviewer=request.user, exclude=_skipped(request))
     return _task_url(task) if task else reverse("reviewer:start") + "?empty=1"
 
 
@@ -68,6 +85,9 @@ def _refused(
     """Refuse with the domain's message. Without `back_to` the page moves on to the next
     task (the task is gone, decided or expired); with it, the reviewer fixes the input."""
     next_url = "" if back_to else _next_url(request)
+    message = message[:1].upper() + message[1:]  # the domain's messages start in lower case
+    if not message.endswith("."):
+        message += "."
     if _wants_json(request):
         return JsonResponse({"error": message, "next": next_url}, status=status)
     context = {"message": message, "next_url": next_url, "back_url": _task_url(back_to) if back_to else ""}
@@ -96,7 +116,7 @@ def start(request: HttpRequest) -> HttpResponse:
 @role_required(REVIEWER, SUPERVISOR)
 def next_task(request: HttpRequest) -> HttpResponse:
     """'Start reviewing': the task the reviewer holds, or the next one from the queue."""
-    task = claim_next_task(reviewer=request.user)
+    task = claim_next_task(reviewer=request.user, exclude=_skipped(request))
     if task is None:
         messages.info(request, "No tasks are waiting right now. Try again in a moment.")
         return redirect("reviewer:start")
@@ -115,9 +135,11 @@ def task_page(request: HttpRequest, code: Any) -> HttpResponse:
         try:
             lease_renew(task=task, reviewer=request.user)  # also undoes a reload's leave signal
         except DomainError as exc:
-            messages.error(request, str(exc))
+            messages.error(request, f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
             return redirect("reviewer:start")
-    on_deck = on_deck_claim(reviewer=request.user, current=task) if holder else None
+    on_deck = (
+        on_deck_claim(reviewer=request.user, current=task, exclude=_skipped(request)) if holder else None
+    )
     context = task_context(task, user=request.user, on_deck=on_deck)
     context["holder"] = holder
     return render(request, "reviewapp/review_task.html", context)
@@ -288,7 +310,8 @@ def skip(request: HttpRequest, code: Any) -> HttpResponse:
     if not form.is_valid():
         return _refused(request, "Pick a reason for skipping.", status=400, back_to=task)
     task_release(task=task, reviewer=request.user, reason=form.reason_text())
-    return _done(request, "Skipped: the task is back in the queue.", _next_url(request, exclude=task))
+    _skipped(request, add=task)
+    return _done(request, "Skipped: the task is back in the queue.", _next_url(request))
 
 
 @require_POST

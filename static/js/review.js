@@ -382,7 +382,7 @@
       return flash("The server did not answer; nothing was saved. Try again.");
     }
     if (res.ok) return go(data.next, data.message);
-    if (data.next) return go(data.next, data.error); // expired, not yours, already decided: move on
+    if (data.next) return go(data.next, `Not saved. ${data.error} Here is your next task.`); // expired, not yours, decided
     setBusy(false);
     flash(data.error || "That did not work.");
   }
@@ -554,7 +554,7 @@
         const res = await fetch(page.urls.renew, { method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin" });
         const data = await res.json();
         if (res.ok) lease.textContent = "held";
-        else if (data.next) go(data.next, data.error);
+        else if (data.next) go(data.next, `${data.error} Here is your next task.`);
       } catch (err) {
         lease.textContent = "offline?";
       }
@@ -591,8 +591,9 @@
   const carried = sessionStorage.getItem("review-flash");
   if (carried) {
     sessionStorage.removeItem("review-flash");
-    flash(carried, /expired|not|already/i.test(carried) ? "error" : "ok");
-    setTimeout(() => (flashEl.hidden = true), /expired|not|already/i.test(carried) ? 8000 : 1800);
+    const bad = /next task\.$/.test(carried);
+    flash(carried, bad ? "error" : "ok");
+    setTimeout(() => (flashEl.hidden = true), bad ? 8000 : 1500);
   }
   render();
   if (lines.length) select(0, false);

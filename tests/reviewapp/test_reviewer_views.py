@@ -121,6 +121,17 @@ def test_the_page_renders_for_the_holder_and_claims_an_on_deck_task(client, revi
     assert b"Apple Juice" in response.content and b'id="approve-btn"' in response.content
 
 
+def test_every_clip_of_the_transaction_is_on_the_page(client, reviewer, flagged) -> None:
+    task = flagged()
+    second = Clip(transaction=task.transaction, t_start=30.0, t_end=40.0)
+    second.file.save("second.mp4", ContentFile(b"\x00" * 64), save=False)
+    second.save()
+    claim_next_task(reviewer=reviewer)
+    response = as_user(client, reviewer).get(reverse("reviewer:task", args=[task.code]))
+    assert [c["t_start"] for c in response.context["page"]["clips"]] == [10.0, 30.0]
+    assert response.content.count(b'class="clip-tab"') == 2
+
+
 def test_other_reviewers_get_404_for_the_page(client, reviewer, other_reviewer, flagged) -> None:
     task = flagged()
     claim_next_task(reviewer=reviewer)
@@ -219,7 +230,7 @@ def test_a_second_submission_is_refused_with_a_clear_message_and_one_decision_re
     assert decide(client, task).status_code == 200
     response = decide(client, task)
     assert response.status_code == 409
-    assert response.json()["error"] == "this task has already been decided"
+    assert response.json()["error"] == "This task has already been decided."
     assert Decision.objects.filter(task=task).count() == 1
 
 
@@ -311,6 +322,17 @@ def test_skipping_the_only_task_does_not_hand_it_straight_back(client, reviewer,
     assert response.json()["next"] == reverse("reviewer:start") + "?empty=1"
     task.refresh_from_db()
     assert task.state == "queued"
+
+
+def test_a_skipped_task_is_not_handed_back_as_the_next_or_on_deck_task(client, reviewer, flagged) -> None:
+    skipped, other, spare = flagged(priority=9), flagged(priority=5), flagged(priority=1)
+    claim_next_task(reviewer=reviewer)
+    as_user(client, reviewer)
+    client.post(reverse("reviewer:skip", args=[skipped.code]), {"reason": "break"}, **JSON)
+    response = client.get(reverse("reviewer:task", args=[other.code]))
+    assert response.context["page"]["on_deck"] == str(spare.code)
+    skipped.refresh_from_db()
+    assert skipped.state == "queued"
 
 
 def test_skipping_needs_a_known_reason(client, reviewer, flagged) -> None:
