@@ -57,7 +57,7 @@ class AuditFilterForm(forms.Form):
     token = forms.CharField(
         required=False,
         max_length=200,
-        label="Payment token (full, or last four)",
+        label="Card token (full, or last 4)",
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
     )
     token_hash = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput)

@@ -325,6 +325,9 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
     for clip in clips:
         clip.views = views.get(str(clip.code), [])
     charge = Charge.objects.filter(transaction=txn).first()
+    # disputes and refunds arrive with the disputes work; read them where the models exist
+    disputes = list(txn.disputes.order_by("created_at")) if hasattr(txn, "disputes") else []
+    refunds = list(charge.refunds.order_by("created_at")) if charge and hasattr(charge, "refunds") else []
     footage = {e.footage for e in events if e.footage is not None} | {c.footage for c in clips if c.footage}
     if txn.footage is not None:
         footage.add(txn.footage)
@@ -337,7 +340,8 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
         "clips": clips,
         "footage": sorted(footage, key=lambda f: (f.started_at, f.pk)),
         "charge": charge,
-        "refunded": charge is not None and charge.state in ("refunded", "partially_refunded"),
+        "disputes": disputes,
+        "refunds": refunds,
         "webhooks": list(WebhookDelivery.objects.filter(transaction=txn).order_by("created_at", "id")),
         "audit": audit,
     }

@@ -22,6 +22,9 @@ ACTOR = "command:export_decisions"
 
 
 class Command(BaseCommand):
+    # No system checks: they import the URLconf and with it the tracker (OpenCV, numpy),
+    # tens of MB this process never uses.
+    requires_system_checks: list[str] = []
     help = "Export decisions (CSV or JSON Lines) with the auditor's filters; streamed, constant memory."
 
     def add_arguments(self, parser: Any) -> None:

@@ -19,6 +19,9 @@ from reviewapp.services.audit import audit_seal
 
 
 class Command(BaseCommand):
+    # No system checks: they import the URLconf and with it the tracker (OpenCV, numpy),
+    # tens of MB this process never uses.
+    requires_system_checks: list[str] = []
     help = "Verify the audit log's hash chain (read-only); report the first broken link, exit 1 if any."
 
     def add_arguments(self, parser: Any) -> None:
