@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import bisect
 import json
+import queue
 import random
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -190,10 +192,12 @@ class Command(BaseCommand):
         self.shoppers = max(1, n // 3)
         self._token_cache: dict[int, tuple[str, str]] = {}
         batch = options["batch"]
-        for offset in range(0, n, batch):
+        done = 0
+        for rows in self._batches(times, batch):
             with db.atomic():
-                self._write_batch(times[offset : offset + batch])
-            done = min(offset + batch, n)
+                for model in COLUMNS:  # parents first
+                    self.writer.write(model, rows[model])
+            done = min(done + batch, n)
             if done % (batch * 10) == 0 or done == n:
                 elapsed = time.monotonic() - started
                 self.stderr.write(
@@ -301,12 +305,32 @@ class Command(BaseCommand):
 
     # ------------------------------------------------------------------ one batch
 
-    def _write_batch(self, times: Iterable[datetime]) -> None:
-        rows: dict[type[models.Model], list[tuple[Any, ...]]] = {model: [] for model in COLUMNS}
-        for entered in times:
-            self._one_transaction(entered, rows)
-        for model in COLUMNS:  # parents first
-            self.writer.write(model, rows[model])
+    def _batches(self, times: list[datetime], batch: int) -> Iterator[dict[type[models.Model], list[Any]]]:
+        """The rows of each batch, made by a thread while the database takes the previous batch.
+
+        The database's share (COPY, index upkeep, the foreign-key checks at commit) runs
+        with the GIL released, so on two cores making and loading overlap. Only this
+        thread touches the generator's state (random, id counters, token cache).
+        """
+        ready: queue.Queue[Any] = queue.Queue(maxsize=2)
+
+        def produce() -> None:
+            try:
+                for offset in range(0, len(times), batch):
+                    rows: dict[type[models.Model], list[Any]] = {model: [] for model in COLUMNS}
+                    for entered in times[offset : offset + batch]:
+                        self._one_transaction(entered, rows)
+                    ready.put(rows)
+            except BaseException as exc:  # handed to the loading thread, which raises it
+                ready.put(exc)
+                return
+            ready.put(None)
+
+        threading.Thread(target=produce, name="generate_history", daemon=True).start()
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     def _one_transaction(
         self, entered: datetime, rows: dict[type[models.Model], list[tuple[Any, ...]]]
@@ -319,7 +343,7 @@ class Command(BaseCommand):
 
         # the visit
         visit_id = self._id(Visit)
-        shopper = int(rng.paretovariate(1.2) * 7) % self.shoppers
+        shopper = int((rng.paretovariate(1.2) - 1) * 7) % self.shoppers  # a few shoppers come often
         t_hash, last4 = self._token_pair(shopper)
         exited = entered + timedelta(seconds=rng.uniform(90, 1500))
         rows[Visit].append(
@@ -492,7 +516,8 @@ class Command(BaseCommand):
         if adjust:
             rng = self.rng
             reason = rng.choice(ADJUST_REASONS)
-            if reason == "missed_item" or not cart:
+            if reason == "missed_item" or sum(item["qty"] for item in cart.values()) <= 1:
+                # (a correction that would empty the cart is rarer than one that adds the missed item)
                 product = rng.choice(products)
                 before = cart[product.sku]["qty"] if product.sku in cart else 0
                 item = cart.setdefault(
