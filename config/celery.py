@@ -24,6 +24,7 @@ BEAT_SCHEDULE = {
     "release-expired-leases": {"task": "reviewapp.tasks.release_expired_leases_task", "schedule": 30.0},
     "bump-priorities": {"task": "reviewapp.tasks.bump_priorities_task", "schedule": 60.0},
     "apply-deadline-rules": {"task": "reviewapp.tasks.apply_deadline_rules_task", "schedule": 60.0},
+    "top-up-gold-checks": {"task": "reviewapp.tasks.top_up_gold_task", "schedule": 120.0},
     "roll-up-metrics": {"task": "reviewapp.tasks.roll_up_metrics_task", "schedule": 60.0},
     "purge-expired-media": {
         "task": "reviewapp.tasks.purge_expired_media_task",

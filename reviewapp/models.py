@@ -68,6 +68,7 @@ class Store(models.Model):
         default=0.98, help_text="With the 'charge confident lines' rule: lines at or above this are charged."
     )
     second_opinion_percent = models.FloatField(default=5.0)
+    gold_percent = models.FloatField(default=2.0, help_text="Share of reviewers' tasks that are gold checks.")
     receipt_target_minutes = models.PositiveIntegerField(default=60)
     receipt_target_share = models.FloatField(default=0.95)
 
@@ -524,6 +525,82 @@ class GatewayCapture(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+
+class Dispute(models.Model):
+    """A shopper disputes a settled charge (reported by the store system). Reopens review."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        REFUNDED = "refunded", "Corrected and refunded"
+        UPHELD = "upheld", "Charge upheld"
+
+    code = CodeField()
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="disputes")
+    external_id = models.CharField(
+        max_length=128, help_text="The store system's id: the same one twice is one dispute."
+    )
+    statement = models.TextField(help_text="What the shopper says.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["transaction", "external_id"], name="dispute_unique_external_id"),
+            models.UniqueConstraint(
+                fields=["transaction"], condition=Q(status="open"), name="one_open_dispute_per_transaction"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"dispute {str(self.code)[:8]} ({self.status})"
+
+
+class Refund(models.Model):
+    """Money given back after a dispute: the difference between the charged and the corrected cart."""
+
+    code = CodeField()
+    dispute = models.OneToOneField(Dispute, on_delete=models.PROTECT, related_name="refund")
+    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    state = models.CharField(
+        max_length=20,
+        choices=[("pending", "Pending"), ("refunded", "Refunded"), ("failed", "Failed")],
+        default="pending",
+    )
+    gateway_reference = models.CharField(max_length=100, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"refund {self.amount} {self.currency} ({self.state})"
+
+
+class GoldAnswer(models.Model):
+    """The known right cart of a transaction, for gold checks of reviewers."""
+
+    class Source(models.TextChoices):
+        SUPERVISOR = "supervisor", "A supervisor's decided cart"
+        SIMULATOR = "simulator", "Simulator ground truth"
+
+    transaction = models.OneToOneField(Transaction, on_delete=models.CASCADE, related_name="gold")
+    lines = models.JSONField(help_text="[{sku, qty}]")
+    source = models.CharField(max_length=20, choices=Source.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"gold for {self.transaction_id}"
 
 
 class StoreHourStats(models.Model):

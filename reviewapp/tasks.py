@@ -13,8 +13,20 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from .models import Footage, Transaction, WebhookDelivery
-from .services import audit, clips, deadlines, metrics, pipeline, retention, review, settlement, webhooks
+from .models import Footage, Refund, Transaction, WebhookDelivery
+from .services import (
+    audit,
+    clips,
+    deadlines,
+    disputes,
+    metrics,
+    pipeline,
+    quality,
+    retention,
+    review,
+    settlement,
+    webhooks,
+)
 
 SETTLE_RETRIES = 6
 WEBHOOK_RETRIES = 8
@@ -52,6 +64,17 @@ def settle_transaction_task(self: Any, txn_id: int) -> str:
     try:
         return settlement.charge_settle(txn_id=txn_id, final_attempt=final)
     except settlement.SettlementRetry as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+
+
+@queue_task("settlement", bind=True, max_retries=SETTLE_RETRIES)
+def refund_task(self: Any, refund_id: int) -> str:
+    if not Refund.objects.filter(pk=refund_id).exists():
+        return "gone"
+    final = self.request.retries >= SETTLE_RETRIES
+    try:
+        return disputes.refund_execute(refund_id=refund_id, final_attempt=final)
+    except disputes.RefundRetry as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
 
 
@@ -94,3 +117,8 @@ def roll_up_metrics_task() -> int:
 @queue_task("default")
 def purge_expired_media_task() -> dict[str, int]:
     return retention.media_purge()
+
+
+@queue_task("default")
+def top_up_gold_task() -> int:
+    return quality.gold_top_up()

@@ -50,6 +50,7 @@ api_patterns = (
         path("footage", api.footage_upload, name="footage"),
         path("footage/<uuid:code>", api.footage_detail, name="footage-detail"),
         path("carts", api.carts, name="carts"),
+        path("disputes", api.disputes, name="disputes"),
         path("transactions/<uuid:code>", api.transaction_detail, name="transaction-detail"),
     ],
     "api",

@@ -60,7 +60,8 @@ def outsider(db: None) -> Any:
 def store(db: None) -> Any:
     from reviewapp.models import Store
 
-    return Store.objects.create(name="Corner Shop", currency="USD")
+    # no random second opinions or gold checks unless a test asks for them
+    return Store.objects.create(name="Corner Shop", currency="USD", second_opinion_percent=0, gold_percent=0)
 
 
 @pytest.fixture

@@ -317,7 +317,6 @@ def decision_submit(
     charged. Raises AlreadyDecided, NotYourTask or LeaseExpired; then nothing changes.
     """
     from ..access import is_supervisor
-    from ..tasks import settle_transaction_task
 
     now = now or timezone.now()
     with db.atomic():
@@ -360,39 +359,35 @@ def decision_submit(
                 change["reason"] = removed_reasons.get(change["sku"], "")
         if outcome == DecisionOutcome.APPROVED and diff:
             outcome = DecisionOutcome.ADJUSTED
+        gold = task.kind == TaskKind.GOLD
+        disputed = txn.state == TransactionState.DISPUTED
         new_state = {
             DecisionOutcome.APPROVED: TransactionState.APPROVED,
             DecisionOutcome.ADJUSTED: TransactionState.ADJUSTED,
             DecisionOutcome.ESCALATED: TransactionState.ESCALATED,
             DecisionOutcome.VOIDED: TransactionState.VOIDED,
         }[DecisionOutcome(outcome)]
-        if outcome == DecisionOutcome.ESCALATED and task.kind == TaskKind.ESCALATION:
-            raise DomainError("an escalation is resolved by approving, correcting or voiding")
-        check_transition(TransactionState, txn.state, new_state)
+        if not (gold or disputed):
+            check_transition(TransactionState, txn.state, new_state)
         changed = ReviewTask.objects.filter(pk=task.pk, state=TaskState.ASSIGNED, assignee=reviewer).update(
             state=TaskState.DONE, done_at=now
         )
         if changed != 1:
             raise AlreadyDecided("this task has already been decided")
+        charged = outcome in (DecisionOutcome.APPROVED, DecisionOutcome.ADJUSTED)
         decision = Decision.objects.create(
             task=task,
             transaction=txn,
             reviewer=reviewer,
             outcome=outcome,
             lines=cart if outcome != DecisionOutcome.ESCALATED else [],
-            amount=amount if outcome in (DecisionOutcome.APPROVED, DecisionOutcome.ADJUSTED) else 0,
+            amount=amount if charged else 0,
             currency=txn.currency,
             diff=diff,
             note=note[:2000],
             time_spent_ms=max(0, min(time_spent_ms, 24 * 3600 * 1000)),
             by_supervisor=supervisor and task.kind == TaskKind.ESCALATION,
         )
-        update: dict[str, Any] = {"state": new_state}
-        if new_state in (TransactionState.APPROVED, TransactionState.ADJUSTED):
-            update.update(final_amount=amount, decided_at=now)
-        if new_state == TransactionState.VOIDED:
-            update.update(final_amount=0, decided_at=now, voided_at=now)
-        Transaction.objects.filter(pk=txn.pk).update(**update)
         audit_record(
             actor=reviewer,
             action=f"decision.{outcome}",
@@ -400,24 +395,69 @@ def decision_submit(
             store=txn.store,
             txn=txn,
             before={"state": txn.state},
-            after={"state": new_state, "amount": decision.amount, "diff": diff, "note": note[:500]},
+            after={"amount": decision.amount, "diff": diff, "note": note[:500]},
             data={"task": str(task.code), "kind": task.kind, "time_spent_ms": decision.time_spent_ms},
         )
-        if new_state == TransactionState.ESCALATED:
-            escalation = ReviewTask.objects.create(
-                transaction=txn,
-                kind=TaskKind.ESCALATION,
-                priority=ESCALATION_PRIORITY,
-                settle_by=task.settle_by,
-            )
-            audit_record(
-                actor=reviewer, action="task.queued", obj=escalation, txn=txn, after={"kind": "escalation"}
-            )
-        elif new_state in (TransactionState.APPROVED, TransactionState.ADJUSTED):
-            txn_id = txn.pk
-            db.on_commit(lambda: settle_transaction_task.delay(txn_id))
-        elif new_state == TransactionState.VOIDED:
-            from .webhooks import webhook_queue
+        if gold:
+            pass  # a gold check only measures the reviewer: the transaction and its money stay as they are
+        elif outcome == DecisionOutcome.ESCALATED:
+            _escalate(txn=txn, task=task, reviewer=reviewer, to_state=None if disputed else new_state)
+        elif disputed:
+            from .disputes import dispute_resolve
 
-            webhook_queue(txn=txn, event="transaction.voided")
+            dispute_resolve(decision=decision, now=now)
+        else:
+            _decided(txn=txn, task=task, decision=decision, new_state=new_state, now=now)
     return decision
+
+
+def _escalate(*, txn: Transaction, task: ReviewTask, reviewer: Any, to_state: str | None) -> ReviewTask:
+    """Hand the transaction to supervisors. A disputed one stays disputed while they look."""
+    if to_state is not None:
+        Transaction.objects.filter(pk=txn.pk).update(state=to_state)
+    escalation = ReviewTask.objects.create(
+        transaction=txn, kind=TaskKind.ESCALATION, priority=ESCALATION_PRIORITY, settle_by=task.settle_by
+    )
+    audit_record(actor=reviewer, action="task.queued", obj=escalation, txn=txn, after={"kind": "escalation"})
+    return escalation
+
+
+def _decided(
+    *, txn: Transaction, task: ReviewTask, decision: Decision, new_state: str, now: datetime
+) -> None:
+    """An approving (or voiding) decision: settle, or first ask for a second opinion, or, when the
+    second opinion disagrees, send both to a supervisor. Caller holds the transaction's row lock."""
+    from ..tasks import settle_transaction_task
+    from . import quality
+
+    if new_state == TransactionState.VOIDED:
+        Transaction.objects.filter(pk=txn.pk).update(
+            state=new_state, final_amount=0, decided_at=now, voided_at=now
+        )
+        from .webhooks import webhook_queue
+
+        txn.refresh_from_db()
+        webhook_queue(txn=txn, event="transaction.voided")
+        return
+    if task.kind == TaskKind.PRIMARY:
+        reason = quality.second_opinion_reason(txn=txn, amount=decision.amount)
+        if reason:
+            quality.second_opinion_queue(txn=txn, first=decision, reason=reason)
+            return
+    if task.kind == TaskKind.SECOND_OPINION:
+        first = quality.first_opinion(txn)
+        if first is not None and not quality.opinions_agree(first, decision):
+            audit_record(
+                actor=decision.reviewer,
+                action="second_opinion.disagreed",
+                obj=txn,
+                txn=txn,
+                data={"first": str(first.code), "second": str(decision.code)},
+            )
+            _escalate(txn=txn, task=task, reviewer=decision.reviewer, to_state=TransactionState.ESCALATED)
+            return
+    Transaction.objects.filter(pk=txn.pk).update(
+        state=new_state, final_amount=decision.amount, decided_at=now
+    )
+    txn_id = txn.pk
+    db.on_commit(lambda: settle_transaction_task.delay(txn_id))

@@ -29,9 +29,11 @@ from django.views.decorators.http import require_http_methods
 
 from ..models import Camera, Footage, Store, StoreApiKey, Transaction, Visit
 from ..services.audit import Actor
+from ..services.disputes import dispute_open
 from ..services.ingest import footage_create, visit_create
 from ..services.pipeline import ExternalLine, external_cart_submit
 from ..states import DomainError
+from ..tokens import token_hash
 
 
 class BadRequest(Exception):
@@ -238,6 +240,42 @@ def carts(request: HttpRequest, store: Store) -> HttpResponse:
     except LookupError as exc:
         raise BadRequest(str(exc), "lines")
     return JsonResponse({"transaction": str(txn.code), "state": txn.state}, status=201)
+
+
+@api_view("POST")
+def disputes(request: HttpRequest, store: Store) -> HttpResponse:
+    """A shopper disputes a settled charge: {"transaction", "token", "statement", "external_id"}."""
+    data = json_body(request)
+    code = field_str(data, "transaction")
+    token = field_str(data, "token", max_length=200)
+    statement = field_str(data, "statement", max_length=5000)
+    external_id = field_str(data, "external_id")
+    txn = (
+        Transaction.objects.filter(store=store, code=code).select_related("visit").first()
+        if _is_uuid(code)
+        else None
+    )
+    if txn is None:
+        raise BadRequest("no such transaction in this store", "transaction")
+    if not hmac.compare_digest(txn.visit.token_hash, token_hash(token)):
+        raise BadRequest("the token is not the card of this transaction", "token")
+    dispute, created = dispute_open(
+        txn=txn, external_id=external_id, statement=statement, actor=Actor(label=f"api:{store.name}")
+    )
+    return JsonResponse(
+        {"dispute": str(dispute.code), "status": dispute.status, "created": created},
+        status=201 if created else 200,
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 @api_view("GET")

@@ -1,0 +1,223 @@
+"""Second opinions, gold checks, reviewer agreement, calibration, and disputes with refunds."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from reviewapp.models import (
+    Charge,
+    Decision,
+    Dispute,
+    GatewayCapture,
+    GoldAnswer,
+    Product,
+    ProposedLine,
+    Refund,
+    ReviewTask,
+)
+from reviewapp.services import disputes, quality, settlement
+from reviewapp.services.review import FinalLine, claim_next_task, decision_submit
+from tests.conftest import make_user
+
+
+@pytest.fixture
+def products(store):
+    return {
+        sku: Product.objects.create(store=store, sku=sku, name=sku, price=price, currency="USD")
+        for sku, price in (("A", 300), ("B", 450))
+    }
+
+
+@pytest.fixture
+def flagged(make_transaction, products):
+    def make(lines=(("A", 2),), confidence=0.5):
+        txn = make_transaction("needs_review", confidence=confidence, flagged=True, triaged_at=timezone.now())
+        for sku, qty in lines:
+            ProposedLine.objects.create(
+                transaction=txn,
+                product=products[sku],
+                qty=qty,
+                unit_price=products[sku].price,
+                confidence=0.6,
+            )
+        txn.proposed_amount = sum(products[s].price * q for s, q in lines)
+        txn.save()
+        ReviewTask.objects.create(transaction=txn, settle_by=timezone.now() + timedelta(hours=1))
+        return txn
+
+    return make
+
+
+def decide(reviewer, **kwargs):
+    task = claim_next_task(reviewer=reviewer)
+    assert task is not None
+    return decision_submit(task=task, reviewer=reviewer, outcome=kwargs.pop("outcome", "approved"), **kwargs)
+
+
+def test_a_decision_over_the_value_limit_waits_for_a_second_opinion(
+    store, flagged, reviewer, other_reviewer, django_capture_on_commit_callbacks
+) -> None:
+    store.review_limit_amount = 500
+    store.save()
+    txn = flagged()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        decide(reviewer)
+    txn.refresh_from_db()
+    assert txn.state == "needs_review" and not callbacks  # no charge yet
+    assert claim_next_task(reviewer=reviewer) is None  # the first reviewer never gets the second look
+    second = claim_next_task(reviewer=other_reviewer)
+    assert second.kind == "second_opinion"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        decision_submit(task=second, reviewer=other_reviewer, outcome="approved")
+    txn.refresh_from_db()
+    assert txn.state == "approved" and txn.final_amount == 600 and len(callbacks) == 1
+
+
+def test_a_disagreeing_second_opinion_goes_to_a_supervisor(
+    store, flagged, reviewer, other_reviewer, supervisor
+) -> None:
+    store.second_opinion_percent = 100
+    store.save()
+    txn = flagged()
+    decide(reviewer)
+    decide(other_reviewer, lines=[FinalLine("A", 1, "wrong_quantity")])
+    txn.refresh_from_db()
+    assert txn.state == "escalated"
+    escalation = claim_next_task(reviewer=supervisor)
+    assert escalation.kind == "escalation"
+
+
+def test_gold_checks_never_charge_and_measure_accuracy(
+    store, flagged, reviewer, other_reviewer, supervisor, make_transaction
+) -> None:
+    txn = flagged()
+    decide(supervisor)  # the supervisor's decided cart is the answer
+    quality.gold_mark(txn=txn, actor=supervisor)
+    charges_before = Charge.objects.count()
+    for who, lines in ((reviewer, None), (other_reviewer, [FinalLine("A", 3, "wrong_quantity")])):
+        ReviewTask.objects.create(transaction=txn, kind="gold", settle_by=timezone.now() + timedelta(hours=1))
+        decide(who, lines=lines)
+    assert Charge.objects.count() == charges_before
+    stats = quality.reviewer_quality(since=timezone.now() - timedelta(hours=1))
+    assert (stats[reviewer.pk].gold_checked, stats[reviewer.pk].gold_correct) == (1, 1)
+    assert (stats[other_reviewer.pk].gold_checked, stats[other_reviewer.pk].gold_correct) == (1, 0)
+
+
+def test_gold_tasks_are_mixed_in_at_the_store_rate(store, flagged, supervisor) -> None:
+    done = flagged()
+    decide(supervisor)
+    quality.gold_mark(txn=done, actor=supervisor)
+    store.gold_percent = 10
+    store.save()
+    for _ in range(12):
+        flagged()
+    assert quality.gold_top_up() == 1
+    assert ReviewTask.objects.filter(kind="gold", state="queued").count() == 1
+    assert quality.gold_top_up() == 0
+
+
+def test_cohens_kappa() -> None:
+    assert quality.cohen_kappa([("a", "a"), ("b", "b")]) == pytest.approx(1.0)
+    assert quality.cohen_kappa([("a", "b"), ("b", "a")]) == pytest.approx(-1.0)
+    assert quality.cohen_kappa([]) is None
+
+
+def test_the_calibration_report_recommends_the_lowest_threshold_meeting_the_target(
+    store, flagged, products
+) -> None:
+    reviewer = make_user("cal", "reviewer")
+    # 100 decided carts: confidence c is right with probability ~c (right when i % 10 < c*10)
+    for i in range(100):
+        conf = 0.5 + (i % 50) / 100
+        flagged(confidence=conf)
+        task = claim_next_task(reviewer=reviewer)
+        right = (i * 7) % 100 < conf * 100 or conf >= 0.9
+        decision_submit(
+            task=task,
+            reviewer=reviewer,
+            outcome="approved",
+            lines=None if right else [FinalLine("B", 1, "wrong_product")],
+        )
+    report = quality.calibration_report(store=store, target_error=0.0, min_auto=5)
+    assert report.decided == 100 and report.ece is not None and sum(b.count for b in report.bins) == 100
+    assert report.recommended_threshold is not None and report.recommended_threshold <= 0.9
+    assert report.predicted_error == 0.0
+    # the prediction is what the samples say at that threshold
+    samples = quality.labelled_decisions(store=store)
+    auto = [r for c, r in samples if c >= report.recommended_threshold]
+    assert report.predicted_review_share == pytest.approx(1 - len(auto) / len(samples))
+
+
+@pytest.fixture
+def settled(make_transaction, products, reviewer):
+    txn = make_transaction("approved", confidence=0.5, proposed_amount=1050, final_amount=1050)
+    ProposedLine.objects.create(transaction=txn, product=products["A"], qty=2, unit_price=300, confidence=0.9)
+    ProposedLine.objects.create(transaction=txn, product=products["B"], qty=1, unit_price=450, confidence=0.9)
+    settlement.charge_settle(txn_id=txn.pk)
+    txn.refresh_from_db()
+    assert txn.state == "settled"
+    return txn
+
+
+def test_a_dispute_reopens_for_another_reviewer_and_refunds_the_difference_once(
+    settled, other_reviewer, django_capture_on_commit_callbacks
+) -> None:
+    dispute, created = disputes.dispute_open(
+        txn=settled, external_id="d1", statement="I only took one tea", actor="api:test"
+    )
+    again, created_again = disputes.dispute_open(
+        txn=settled, external_id="d1", statement="dup", actor="api:test"
+    )
+    assert created and not created_again and again.pk == dispute.pk  # duplicate delivery: one dispute
+    settled.refresh_from_db()
+    assert settled.state == "disputed"
+    task = claim_next_task(reviewer=other_reviewer)
+    assert task.kind == "dispute" and task.priority >= 70
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        decision_submit(
+            task=task,
+            reviewer=other_reviewer,
+            outcome="approved",
+            lines=[FinalLine("A", 1, "wrong_quantity"), FinalLine("B", 1)],
+        )
+    refund = Refund.objects.get()
+    assert refund.amount == 300 and len(callbacks) == 1
+    assert disputes.refund_execute(refund_id=refund.pk) == "refunded"
+    assert (
+        disputes.refund_execute(refund_id=refund.pk) == "already refunded"
+    )  # duplicate delivery of the task
+    assert GatewayCapture.objects.filter(idempotency_key=refund.idempotency_key).count() == 1
+    settled.refresh_from_db()
+    dispute.refresh_from_db()
+    assert settled.state == "settled" and dispute.status == "refunded"
+    assert Charge.objects.get().state == "partially_refunded"
+
+
+def test_an_upheld_dispute_charges_nothing_more(settled, other_reviewer) -> None:
+    disputes.dispute_open(txn=settled, external_id="d2", statement="not mine", actor="api:test")
+    task = claim_next_task(reviewer=other_reviewer)
+    decision_submit(
+        task=task, reviewer=other_reviewer, outcome="approved", lines=[FinalLine("A", 3), FinalLine("B", 1)]
+    )
+    assert Dispute.objects.get().status == "upheld" and not Refund.objects.exists()
+
+
+def test_the_dispute_api_checks_the_card(client, settled, store) -> None:
+    from reviewapp.services.audit import SYSTEM
+    from reviewapp.services.stores import api_key_create
+
+    key = api_key_create(store=store, label="", actor=SYSTEM)
+    body = {"transaction": str(settled.code), "token": "pm_wrong", "statement": "x", "external_id": "e1"}
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    response = client.post("/api/v1/disputes", json.dumps(body), content_type="application/json", **headers)
+    assert response.status_code == 400 and response.json()["field"] == "token"
+    body["token"] = "pm_test0001"
+    response = client.post("/api/v1/disputes", json.dumps(body), content_type="application/json", **headers)
+    assert response.status_code == 201
+    assert Dispute.objects.count() == 1
+    assert not Decision.objects.exists()
+    assert GoldAnswer.objects.count() == 0
