@@ -86,6 +86,8 @@ def _claim_queued(
     *, reviewer: Any, now: datetime, action: str, exclude: Collection[int] = ()
 ) -> ReviewTask | None:
     """Lease the next queued task to `reviewer` (see claim_next_task for the ordering and locking)."""
+    if connection.vendor == "postgresql":
+        return _claim_queued_postgres(reviewer=reviewer, now=now, action=action, exclude=exclude)
     claimable = _claimable(reviewer)
     if exclude:
         claimable &= ~Q(pk__in=list(exclude))
@@ -118,6 +120,31 @@ def _claim_queued(
             )
             return task
     return None
+
+
+def _claim_queued_postgres(
+    *, reviewer: Any, now: datetime, action: str, exclude: Collection[int] = ()
+) -> ReviewTask | None:
+    """The same claim as the ORM path, in one round trip (the function of migration 0008)."""
+    from ..access import is_supervisor
+
+    with db.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reviewapp_claim_next(%s, %s, %s::bigint[], %s, %s, %s, %s)",
+            [
+                reviewer.pk,
+                is_supervisor(reviewer),
+                list(exclude),
+                now,
+                now + LEASE,
+                action,
+                reviewer.get_username(),
+            ],
+        )
+        task_id = cursor.fetchone()[0]
+    if task_id is None:
+        return None
+    return ReviewTask.objects.select_related("transaction").get(pk=task_id)
 
 
 def on_deck_claim(
