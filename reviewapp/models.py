@@ -224,6 +224,11 @@ class Footage(models.Model):
         null=True, blank=True, help_text="Where reading stopped, for a truncated file."
     )
     tracker_stats = models.JSONField(default=dict, blank=True)
+    tracks = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Shopper boxes over time from the tracker: {visit code: [[frame, x, y, w, h], ...]}.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     purged_at = models.DateTimeField(null=True, blank=True)
@@ -366,6 +371,11 @@ class Clip(models.Model):
     )
     t_start = models.FloatField()
     t_end = models.FloatField()
+    media_start = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Footage time of the clip file's first frame (a cut starts on a keyframe).",
+    )
     file = models.FileField(upload_to="clips/%Y/%m/%d/", blank=True)
     redacted_file = models.FileField(upload_to="clips/%Y/%m/%d/", blank=True)
     poster = models.FileField(upload_to="clips/%Y/%m/%d/", blank=True)

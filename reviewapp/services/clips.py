@@ -11,6 +11,7 @@ from django.db import transaction as db
 from django.utils import timezone
 
 from tracking import clips as cutter
+from tracking.video import VideoError, probe
 
 from ..media import local_path, save_file, sha256_of_path
 from ..models import Clip, EvidenceEvent, ReviewTask, TaskKind, Transaction
@@ -65,7 +66,17 @@ def _cut_media(txn: Transaction) -> list[str]:
             except cutter.ClipError as exc:
                 problems.append(str(exc))
                 continue
-            clip = Clip(transaction=txn, footage=footage, t_start=span.start, t_end=span.end)
+            try:
+                cut_duration = probe(out).duration
+            except VideoError:
+                cut_duration = span.end - span.start
+            clip = Clip(
+                transaction=txn,
+                footage=footage,
+                t_start=span.start,
+                t_end=span.end,
+                media_start=max(0.0, span.end - cut_duration),
+            )
             clip.sha256 = sha256_of_path(out)
             save_file(clip.file, f"{txn.code}-{n}.mp4", out)
             save_file(clip.poster, f"{txn.code}-{n}.jpg", poster)

@@ -250,6 +250,7 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
             processed_at=timezone.now(),
             readable_until_s=result.truncated_at,
             tracker_stats=_jsonable(stats),
+            tracks=_jsonable(getattr(result, "tracks", {}) or {}),
             error=f"truncated: read up to {result.truncated_at:.1f}s"
             if result.truncated_at is not None
             else "",

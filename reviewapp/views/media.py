@@ -46,25 +46,34 @@ def may_see_media(user: Any, txn: Transaction, *, now: Any = None) -> bool:
     ).exists()
 
 
-def clip_file_for(user: Any, clip: Clip) -> Any:
+def clip_file_for(user: Any, clip: Clip, *, original: bool = False) -> Any:
     """Which file of a clip `user` receives. The one place that decides it.
 
-    The redacted version when it exists, the store's privacy mode is on and the
-    user is (only) a reviewer; the original otherwise.
-    TODO(privacy issue): make this strict (no redacted file, no clip for reviewers).
+    With the store's privacy mode off: the original. With it on (the default): the
+    redacted clip, to everyone; the original only to a supervisor who asked for it
+    (`original`, with a reason the view has audited). None when the redacted clip is
+    not made yet: then nothing is served, never the original instead.
     """
-    store = clip.transaction.store
-    reviewer_only = is_reviewer(user) and not (is_supervisor(user) or is_auditor(user))
-    if clip.redacted_file and store.privacy_mode and reviewer_only:
-        return clip.redacted_file
-    return clip.file
+    if not clip.transaction.store.privacy_mode:
+        return clip.file
+    if original and is_supervisor(user):
+        return clip.file
+    return clip.redacted_file or None
 
 
 def _clip_or_404(user: Any, code: Any) -> Clip:
     clip = Clip.objects.select_related("transaction", "transaction__store").filter(code=code).first()
-    if clip is None or clip.purged_at or not may_see_media(user, clip.transaction):
+    if clip is None or not may_see_media(user, clip.transaction):
         raise Http404("no such clip")
     return clip
+
+
+def _gone(clip: Clip) -> HttpResponse:
+    return HttpResponse(
+        f"This clip was deleted on {clip.purged_at:%Y-%m-%d} ({clip.purge_reason}).",
+        status=410,
+        content_type="text/plain",
+    )
 
 
 def _audit_clip_view(request: HttpRequest, clip: Clip) -> None:
@@ -173,7 +182,33 @@ ANY_ROLE = (REVIEWER, SUPERVISOR, AUDITOR)
 @role_required(*ANY_ROLE)
 def clip(request: HttpRequest, code: Any) -> HttpResponse:
     item = _clip_or_404(request.user, code)
-    response = serve_file(request, clip_file_for(request.user, item), content_type="video/mp4")
+    if item.purged_at:
+        return _gone(item)
+    original = request.GET.get("original") == "1"
+    if original:
+        reason = request.GET.get("reason", "").strip()
+        if not is_supervisor(request.user):
+            raise Http404("no such clip")
+        if len(reason) < 5:
+            return HttpResponse(
+                "Say why you need the original (reason=...).", status=400, content_type="text/plain"
+            )
+        if request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
+            audit_record(
+                actor=request.user,
+                action="clip.original_viewed",
+                obj=item,
+                txn=item.transaction,
+                data={"reason": reason[:500]},
+            )
+    field = clip_file_for(request.user, item, original=original)
+    if not field:
+        return HttpResponse(
+            "The redacted clip is not ready yet; try again in a moment.",
+            status=409,
+            content_type="text/plain",
+        )
+    response = serve_file(request, field, content_type="video/mp4")
     if response.status_code in (200, 206) and request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
         _audit_clip_view(request, item)
     return response
@@ -182,7 +217,10 @@ def clip(request: HttpRequest, code: Any) -> HttpResponse:
 @require_GET
 @role_required(*ANY_ROLE)
 def poster(request: HttpRequest, code: Any) -> HttpResponse:
-    return serve_file(request, _clip_or_404(request.user, code).poster)
+    item = _clip_or_404(request.user, code)
+    if item.purged_at:
+        return _gone(item)
+    return serve_file(request, item.poster)
 
 
 @require_GET

@@ -21,7 +21,8 @@ BODY = bytes(range(256)) * 40  # 10240 bytes, every offset recognisable
 def clip(make_transaction):
     txn = make_transaction("needs_review")
     item = Clip(transaction=txn, t_start=1.0, t_end=9.0)
-    item.file.save(f"{txn.code}.mp4", ContentFile(BODY), save=False)
+    item.file.save(f"{txn.code}.mp4", ContentFile(b"ORIGINAL" + BODY[8:]), save=False)
+    item.redacted_file.save(f"{txn.code}-r.mp4", ContentFile(BODY), save=False)
     item.poster.save(f"{txn.code}.jpg", ContentFile(b"jpeg"), save=False)
     item.save()
     ReviewTask.objects.create(transaction=txn, settle_by=timezone.now() + timedelta(hours=1))
@@ -164,11 +165,11 @@ def test_the_proxy_modes_hand_the_bytes_to_the_proxy(settings, holder, clip) -> 
     settings.MEDIA_ACCEL_PREFIX = "/protected-media/"
     response = get(holder, clip, HTTP_RANGE="bytes=0-9")
     assert response.status_code == 200 and response.content == b""
-    assert response["X-Accel-Redirect"] == f"/protected-media/{clip.file.name}"
+    assert response["X-Accel-Redirect"] == f"/protected-media/{clip.redacted_file.name}"
     assert response["Content-Type"] == "video/mp4"
     settings.MEDIA_SERVE_MODE = "sendfile"
     response = get(holder, clip)
-    assert response["X-Sendfile"] == clip.file.path
+    assert response["X-Sendfile"] == clip.redacted_file.path
     # the access check still comes first
     settings.MEDIA_SERVE_MODE = "nginx"
     ReviewTask.objects.filter(transaction=clip.transaction).update(
@@ -177,15 +178,49 @@ def test_the_proxy_modes_hand_the_bytes_to_the_proxy(settings, holder, clip) -> 
     assert get(holder, clip).status_code == 404
 
 
-def test_reviewers_get_the_redacted_clip_in_privacy_mode(reviewer, supervisor, clip) -> None:
-    assert clip_file_for(reviewer, clip) == clip.file  # nothing redacted yet
-    clip.redacted_file.save("redacted.mp4", ContentFile(b"blurred"), save=True)
-    assert clip_file_for(reviewer, clip) == clip.redacted_file
-    assert clip_file_for(supervisor, clip) == clip.file
+def test_in_privacy_mode_everyone_gets_the_redacted_clip(reviewer, supervisor, auditor, clip) -> None:
+    for user in (reviewer, supervisor, auditor):
+        assert clip_file_for(user, clip) == clip.redacted_file
+    assert clip_file_for(supervisor, clip, original=True) == clip.file
+    assert clip_file_for(reviewer, clip, original=True) == clip.redacted_file
     clip.transaction.store.privacy_mode = False
     clip.transaction.store.save()
     clip.refresh_from_db()
     assert clip_file_for(reviewer, clip) == clip.file
+
+
+def test_a_reviewer_never_receives_the_original_whatever_the_url(holder, clip) -> None:
+    for query in ("", "?original=1", "?original=1&reason=curious+about+it", "?original=true"):
+        client = Client()
+        client.force_login(holder)
+        response = client.get(reverse("media:clip", args=[clip.code]) + query)
+        if response.status_code == 200:
+            assert body(response) == BODY  # the redacted bytes
+        else:
+            assert response.status_code in (400, 404)
+    clip.redacted_file = ""
+    clip.save()
+    response = get(holder, clip)
+    assert response.status_code == 409  # not made yet: nothing, never the original
+
+
+def test_a_supervisor_sees_the_original_only_with_a_reason_which_is_audited(supervisor, clip) -> None:
+    client = Client()
+    client.force_login(supervisor)
+    url = reverse("media:clip", args=[clip.code])
+    assert client.get(url + "?original=1").status_code == 400
+    response = client.get(url + "?original=1&reason=dispute+D-17+needs+the+face")
+    assert response.status_code == 200 and body(response).startswith(b"ORIGINAL")
+    event = AuditEvent.objects.get(action="clip.original_viewed")
+    assert event.actor_id == supervisor.id and "D-17" in event.data["reason"]
+
+
+def test_a_purged_clip_answers_410_gone(holder, clip) -> None:
+    clip.purged_at = timezone.now()
+    clip.purge_reason = "clip retention"
+    clip.save()
+    response = get(holder, clip)
+    assert response.status_code == 410 and b"retention" in response.content
 
 
 def test_parse_range() -> None:
