@@ -50,8 +50,8 @@ print(json.dumps({"status": response.status_code, "bytes": size, "lines": lines,
 """
 
 
-def timed(cmd: list[str]) -> tuple[str, str, float, float]:
-    """Run under /usr/bin/time -v: (stdout, stderr, wall seconds, peak RSS in MB)."""
+def timed(cmd: list[str]) -> tuple[str, str, float, float, float]:
+    """Run under /usr/bin/time -v: (stdout, stderr, wall seconds, peak RSS in MB, CPU seconds)."""
     started = time.monotonic()
     proc = subprocess.run(
         ["/usr/bin/time", "-v", *cmd], cwd=ROOT, capture_output=True, text=True, check=False
@@ -61,7 +61,8 @@ def timed(cmd: list[str]) -> tuple[str, str, float, float]:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     rss_mb = int(match.group(1)) / 1024 if match else float("nan")
-    return proc.stdout, proc.stderr, wall, rss_mb
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    return proc.stdout, proc.stderr, wall, rss_mb, cpu
 
 
 def main() -> None:
@@ -79,11 +80,11 @@ def main() -> None:
     results: list[dict[str, object]] = []
 
     if args.seal:
-        out, err, wall, rss = timed([py, "manage.py", "verify_audit_log", "--seal"])
-        print(f"seal + verify: {wall:.1f} s, peak RSS {rss:.0f} MB\n{out.strip()}")
+        out, err, wall, rss, cpu = timed([py, "manage.py", "verify_audit_log", "--seal"])
+        print(f"seal + verify: {wall:.1f} s ({cpu:.1f} s CPU), peak RSS {rss:.0f} MB\n{out.strip()}")
 
     for fmt in args.formats.split(","):
-        out, err, wall, rss = timed(
+        out, err, wall, rss, cpu = timed(
             [py, "manage.py", "export_decisions", "--format", fmt, "--out", os.devnull]
         )
         match = re.search(r"exported (\d+) decisions \(([\d.]+) MB \w+\) in ([\d.]+) s", err)
@@ -92,24 +93,30 @@ def main() -> None:
         rows, mb, seconds = int(match.group(1)), float(match.group(2)), float(match.group(3))
         results.append({"via": "command", "format": fmt, "rows": rows, "MB": mb, "export_s": seconds,
                         "process_s": round(wall, 1), "rows_per_s": round(rows / seconds),
-                        "peak_rss_MB": round(rss)})  # fmt: skip
+                        "cpu_s": round(cpu, 1), "peak_rss_MB": round(rss)})  # fmt: skip
 
-        out, err, wall, rss = timed([py, "-c", PAGE_SNIPPET, fmt])
+        out, err, wall, rss, cpu = timed([py, "-c", PAGE_SNIPPET, fmt])
         page = json.loads(out.strip().splitlines()[-1])
         rows = page["lines"] - (1 if fmt == "csv" else 0)
         results.append({"via": "page", "format": fmt, "rows": rows, "MB": round(page["bytes"] / 1e6, 1),
                         "export_s": round(page["seconds"], 1), "process_s": round(wall, 1),
-                        "rows_per_s": round(rows / page["seconds"]), "peak_rss_MB": round(rss)})  # fmt: skip
+                        "rows_per_s": round(rows / page["seconds"]), "cpu_s": round(cpu, 1),
+                        "peak_rss_MB": round(rss)})  # fmt: skip
 
-    print(f"{'via':8} {'format':6} {'rows':>10} {'MB':>7} {'export s':>9} {'rows/s':>9} {'peak RSS MB':>12}")
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"{'via':8} {'format':6} {'rows':>10} {'MB':>7} {'export s':>9} {'rows/s':>9} {'CPU s':>6} {'peak RSS MB':>12}"
+    )
     for r in results:
         ok = r["rows_per_s"] >= TARGET_ROWS_PER_S and r["peak_rss_MB"] < TARGET_RSS_MB  # type: ignore[operator]
         print(f"{r['via']:8} {r['format']:6} {r['rows']:>10,} {r['MB']:>7} {r['export_s']:>9} "
-              f"{r['rows_per_s']:>9,} {r['peak_rss_MB']:>12} {'ok' if ok else 'MISSED'}")  # fmt: skip
+              f"{r['rows_per_s']:>9,} {r['cpu_s']:>6} {r['peak_rss_MB']:>12} {'ok' if ok else 'MISSED'}")  # fmt: skip
 
     if not args.skip_verify:
-        out, err, wall, rss = timed([py, "manage.py", "verify_audit_log"])
-        print(f"verify_audit_log: {wall:.1f} s (process), peak RSS {rss:.0f} MB\n{out.strip()}")
+        out, err, wall, rss, cpu = timed([py, "manage.py", "verify_audit_log"])
+        print(
+            f"verify_audit_log: {wall:.1f} s (process, {cpu:.1f} s CPU), peak RSS {rss:.0f} MB\n{out.strip()}"
+        )
 
 
 if __name__ == "__main__":

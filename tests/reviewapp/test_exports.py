@@ -45,7 +45,7 @@ def command_export(fmt: str, **options: Any) -> bytes:
 def expected_row(d: Decision) -> dict[str, Any]:
     return {
         "decision": str(d.code),
-        "created_at": d.created_at.isoformat(),
+        "created_at": d.created_at.isoformat(timespec="microseconds"),
         "store": d.transaction.store.name,
         "transaction": str(d.transaction.code),
         "visit": d.transaction.visit.external_id,
@@ -160,3 +160,22 @@ def test_an_empty_export_is_only_the_header(client, auditor, db) -> None:
     client.force_login(auditor)
     assert page_export(client, "csv") == (",".join(HEADER) + "\n").encode()
     assert page_export(client, "jsonl") == b""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_pages_are_fetched_ahead_on_a_thread(
+    store, reviewer, other_reviewer, supervisor
+) -> None:
+    import threading
+
+    from django.db import connection
+
+    build_scene(store, reviewer, other_reviewer, supervisor)
+    assert not connection.in_atomic_block
+    want = [str(code) for code in Decision.objects.order_by("id").values_list("code", flat=True)]
+    assert [r[0] for r in decision_rows(filters={}, page_size=1)] == want
+    rows = decision_rows(filters={}, page_size=1)
+    next(rows)
+    assert any(t.name == "export-prefetch" for t in threading.enumerate())
+    rows.close()  # the client went away: the fetching thread stops
+    assert not any(t.name == "export-prefetch" for t in threading.enumerate())
