@@ -115,6 +115,18 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
                 "median_handle_s": quantile_from_hist(entry["hist"], HANDLE_SECONDS_EDGES, 0.5),
             }
         )
+    from .services.quality import agreement_overall, reviewer_quality
+
+    quality = reviewer_quality(since=since)
+    for user_id in set(quality) - set(per_reviewer):
+        users.setdefault(user_id, get_user_model().objects.filter(pk=user_id).first())
+        reviewers.append(
+            {"user": users.get(user_id), "decisions": 0, "per_hour": 0.0, "median_handle_s": None}
+        )
+    for row in reviewers:
+        q = quality.get(row["user"].pk) if row["user"] is not None else None
+        row["gold"] = (q.gold_correct, q.gold_checked) if q and q.gold_checked else None
+        row["agreement"] = (q.agreement, q.kappa, len(q.pairs)) if q and q.pairs else None
     reviewers.sort(key=lambda r: -r["decisions"])
     depth = list(
         queued.values("priority", "kind", "transaction__store__name")
@@ -146,6 +158,7 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
             else None,
         },
         "reviewers": reviewers,
+        "agreement": agreement_overall(since=since),
         "trend": sorted(trend.items()),
         "settlement_problems": settlement_problems(),
         "footage_problems": footage_problems(),

@@ -30,6 +30,9 @@ supervisor_patterns = (
         path("tasks/<uuid:code>/reassign", supervisor.reassign_task, name="reassign-task"),
         path("charges/<uuid:code>/retry", supervisor.retry_charge, name="retry-charge"),
         path("stores/<uuid:code>/policy", supervisor.store_policy, name="store-policy"),
+        path("stores/<uuid:code>/calibration", supervisor.calibration, name="calibration"),
+        path("transactions/<uuid:code>/gold", supervisor.mark_gold, name="mark-gold"),
+        path("transactions/<uuid:code>/hold", supervisor.legal_hold, name="legal-hold"),
     ],
     "supervisor",
 )

@@ -45,7 +45,16 @@ from numpy.typing import NDArray
 from tracking import confidence as conf
 from tracking import scene as scene_files
 from tracking.decode import DecodeError, DecodeReport, StreamInfo, iter_yuv, probe_stream
-from tracking.people import Blob, Descriptor, descriptor_distance, find_blobs, gate_descriptor
+from tracking.people import (
+    Blob,
+    Descriptor,
+    Signature,
+    Tracklet,
+    desc_vector,
+    find_blobs,
+    gate_descriptor,
+    vector_distance,
+)
 from tracking.scene import Planogram, VisitInfo
 from tracking.shelf import (
     PositionChange,
@@ -71,7 +80,17 @@ MOTION_QUIET = 0.02
 COVER_QUIET = 0.04
 EMIT_AFTER_S = 3.0
 CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
-BLOB_MEMORY_S = 40.0
+BLOB_MEMORY_S = 12.0
+# a shopper is in view only inside their visit: some time after the gate, and before leaving it
+ENTER_DELAY_S = 1.5
+EXIT_LEAD_S = 0.5
+ENTRY_WALK_S = 8.0  # after entering, a shopper first shows at the frame's edge within this
+EXIT_WALK_S = 6.0
+APPEARANCE_SCALE = 0.08  # descriptor distance over which a match's weight falls by e
+SAME_LOOK = 0.15  # descriptor distance under which a blob is taken to be a visit's shopper
+OTHER_LOOK = 0.35  # ... provided every other visit's learned look is at least this far
+WIDE_BLOB = 1.5  # a blob this many times a shopper's usual width holds more than one
+NARROW_BLOB = 0.6  # ... and one this narrow is an arm or part of one
 HELD_SWAP_MARGIN = 0.12
 
 
@@ -219,6 +238,13 @@ def _analysis_size(info: StreamInfo) -> tuple[int, int]:
 class _Visit:
     info: VisitInfo
     desc: Descriptor | None
+    signature: Signature = field(default_factory=lambda: Signature([]))
+
+    def present(self, t: float, slack: float = 0.0) -> bool:
+        return self.info.entered_at + ENTER_DELAY_S - slack <= t <= self.info.exited_at - EXIT_LEAD_S + slack
+
+
+Observation = tuple[float, Tracklet, Descriptor | None]  # weight, the blob's tracklet, its description
 
 
 @dataclass
@@ -246,6 +272,7 @@ class _RawEvent:
     changes: list[PositionChange]
     clarity: float
     covered_frames: int
+    seen: list[Observation] = field(default_factory=list)  # shopper blobs beside the slot meanwhile
 
 
 class _Pass:
@@ -269,10 +296,16 @@ class _Pass:
         self.ref_small: NDArray[np.uint8] | None = None
         self.prev_small: NDArray[np.uint8] | None = None
         self.sample: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
-        self.blobs: deque[list[Blob]] = deque(maxlen=max(10, int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY)))
+        self.blobs: deque[list[tuple[Blob, Tracklet]]] = deque(
+            maxlen=max(10, int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY))
+        )
+        self.live: list[Tracklet] = []
+        self.single_widths: deque[int] = deque(maxlen=200)
+        self.next_tracklet = 0
         self.raw: list[_RawEvent] = []
         self.finished: list[TrackedEvent] = []
         self.tracks: dict[str, list[TrackPoint]] = {v.info.token: [] for v in visits}
+        self.by_token = {v.info.token: v for v in visits}
         self.gain = 1.0
         self.frames = 0
         self.positions: list[_Pos] = []
@@ -399,7 +432,7 @@ class _Pass:
         s.ref_bgr[:, a0:a1] = after[:, a0:a1]
         assert self.ref_small is not None
         g = max(self.gain, 0.05)
-        k = self.positions.index(ps)
+        k = next(j for j, q in enumerate(self.positions) if q is ps)  # identity: dataclass == is slow
         for r in (self.cols[k], self.tops[k], self.bottoms[k]):
             region = small[r[1] : r[3], r[0] : r[2]].astype(np.float32) / g
             self.ref_small[r[1] : r[3], r[0] : r[2]] = np.clip(region, 0, 255).astype(np.uint8)
@@ -430,73 +463,189 @@ class _Pass:
         for c in changes:
             if c.before is not None:
                 picks.setdefault(c.before, []).append(c)
+        seen = self._beside(s, start, end)
         for sku, cs in picks.items():
             self.raw.append(
-                _RawEvent(s, "pick", sku, len(cs), start, end, before, after, cs, clarity, covered)
+                _RawEvent(s, "pick", sku, len(cs), start, end, before, after, cs, clarity, covered, seen)
             )
         for c in changes:
             if c.after is not None:
                 self.raw.append(
-                    _RawEvent(s, "return", c.after, 1, start, end, before, after, [c], clarity, covered)
+                    _RawEvent(s, "return", c.after, 1, start, end, before, after, [c], clarity, covered, seen)
                 )
+
+    def _beside(self, s: SlotState, start: int, end: int) -> list[Observation]:
+        """The shopper blobs within reach of the slot between two frames, weighted by closeness."""
+        sx0, sx1 = s.x0 / 2, s.x1 / 2
+        reach = max(8.0, 0.12 * self.aw / 2)
+        out: list[Observation] = []
+        for frame_blobs in self.blobs:
+            if (
+                not frame_blobs
+                or frame_blobs[0][0].frame < start - PEOPLE_EVERY
+                or frame_blobs[0][0].frame > end
+            ):
+                continue
+            for b, tr in frame_blobs:
+                dist = max(0.0, sx0 - b.x1, b.x0 - sx1)
+                if dist <= reach:
+                    out.append((math.exp(-dist / (reach / 2)), tr, b.desc))
+        return out
 
     def _people(self, index: int, fg: NDArray[np.uint8], bgr_small: NDArray[np.uint8]) -> None:
-        h = fg.shape[0]
-        blobs = find_blobs(index, fg, bgr_small, (int(h * 0.5), int(h * 0.88)), max(6, fg.shape[1] // 50))
-        self.blobs.append(blobs)
-        if not blobs:
-            return
+        h, w = fg.shape
+        blobs = find_blobs(index, fg, bgr_small, (int(h * 0.5), int(h * 0.88)), max(6, w // 50))
         t = index / self.fps
-        present = [v for v in self.visits if v.info.entered_at - 1.0 <= t <= v.info.exited_at + 1.0]
-        if not present:
-            return
+        present = [v for v in self.visits if v.present(t)]
+        tokens = {v.info.token for v in present}
+        recent = [tr for tr in self.live if index - tr.last <= 2 * PEOPLE_EVERY]
+        pad = 3
+        touching = [[tr for tr in recent if b.x0 - pad < tr.x1 and tr.x0 < b.x1 + pad] for b in blobs]
+        claims: dict[int, int] = {}
+        for trs in touching:
+            for tr in trs:
+                claims[tr.id] = claims.get(tr.id, 0) + 1
+        live: list[Tracklet] = []
+        seen: list[tuple[Blob, Tracklet]] = []
         inv = 2.0 / self.scale
-        for b in blobs:
-            token = present[0].info.token
-            if len(present) > 1:
-                if b.desc is None:
-                    continue
-                dists = [descriptor_distance(b.desc, v.desc) if v.desc else 9.0 for v in present]
-                token = present[int(np.argmin(dists))].info.token
-            self.tracks[token].append(
-                (
-                    index,
-                    int(b.x0 * inv),
-                    int(b.y0 * inv),
-                    int((b.x1 - b.x0) * inv),
-                    int((b.y1 - b.y0) * inv),
+        for b, trs in zip(blobs, touching, strict=True):
+            if len(trs) == 1 and claims[trs[0].id] == 1:
+                tr = trs[0]
+                tr.x0, tr.x1, tr.last = b.x0, b.x1, index
+            else:
+                # born, or blobs merged or split: who this is starts unknown
+                tr = Tracklet(self.next_tracklet, b.x0, b.x1, index, index)
+                self.next_tracklet += 1
+                if not trs and (b.x0 <= 1 or b.x1 >= w - 1):
+                    # someone new at the frame's edge: the one visit walking in then, if only one is
+                    entering = [v for v in present if t <= v.info.entered_at + ENTRY_WALK_S]
+                    leaving = [v for v in present if t >= v.info.exited_at - EXIT_WALK_S]
+                    if len(entering) == 1 and not leaving:
+                        tr.token = entering[0].info.token
+            if tr.token is not None and tr.token not in tokens:
+                tr.token = None
+            if len(present) == 1:
+                tr.token = present[0].info.token
+            bw = b.x1 - b.x0
+            whole = b.x0 > 1 and b.x1 < w - 1  # not cut by the frame's edge
+            if whole:
+                tr.add(b.desc, bw)
+            if tr.token is not None and whole and self._single(bw):
+                self.by_token[tr.token].signature.add(b.desc)
+                if len(present) == 1:
+                    self.single_widths.append(bw)
+            live.append(tr)
+            seen.append((b, tr))
+            token = tr.token
+            if token is None and present and b.desc is not None:
+                vec = desc_vector(b.desc)
+                token = min(present, key=lambda v: self._distance(vec, v)[1]).info.token
+            if token is not None:
+                self.tracks[token].append(
+                    (
+                        index,
+                        int(b.x0 * inv),
+                        int(b.y0 * inv),
+                        int((b.x1 - b.x0) * inv),
+                        int((b.y1 - b.y0) * inv),
+                    )
                 )
-            )
+        self.live = live
+        self._identify(live, present)
+        self.blobs.append(seen)
 
-    # -- attribution, done when an event is found (the blobs of its moment are still in memory)
+    def _single(self, width: float) -> bool:
+        """Is a blob this wide one shopper (not two merged, not an arm or a fragment)?"""
+        if len(self.single_widths) < 5:
+            return True
+        usual = float(np.median(self.single_widths))
+        return NARROW_BLOB * usual <= width <= WIDE_BLOB * usual
+
+    def _identify(self, live: list[Tracklet], present: list[_Visit]) -> None:
+        """Name the tracklets of unknown identity that only one visit can be.
+
+        A visit whose shopper is already another tracklet in view is not a candidate;
+        among the rest, a tracklet is named when it looks like one visit's learned
+        look and unlike every other's, or when all learned looks are far and one
+        candidate has none yet (the newcomer).
+        """
+        pending = [tr for tr in live if tr.token is None and tr.n >= 3 and self._single(tr.width)]
+        while pending:
+            claimed = {tr.token for tr in live if tr.token is not None}
+            cands = [v for v in present if v.info.token not in claimed]
+            named: Tracklet | None = None
+            for tr in pending:
+                vec = tr.mean
+                if vec is None or not cands:
+                    continue
+                if len(cands) == 1:
+                    named, token = tr, cands[0].info.token
+                    break
+                learned = [(v, v.signature.vector()) for v in cands]
+                dists = sorted(
+                    (vector_distance(vec, sig), v.info.token) for v, sig in learned if sig is not None
+                )
+                unknown = [v for v, sig in learned if sig is None]
+                if (
+                    dists
+                    and dists[0][0] < SAME_LOOK
+                    and all(d >= OTHER_LOOK for d, _ in dists[1:])
+                    and not unknown
+                ):
+                    named, token = tr, dists[0][1]
+                    break
+                if dists and dists[0][0] < SAME_LOOK * 0.6 and all(d >= OTHER_LOOK for d, _ in dists[1:]):
+                    named, token = tr, dists[0][1]
+                    break
+                if len(unknown) == 1 and all(d >= OTHER_LOOK for d, _ in dists):
+                    named, token = tr, unknown[0].info.token
+                    break
+            if named is None:
+                return
+            named.token = token
+            assert named.mean is not None
+            self.by_token[token].signature.add_vector(named.mean)
+            pending.remove(named)
+
+    def _distance(self, vec: NDArray[np.float64], v: _Visit) -> tuple[_Visit, float]:
+        """How far a shelf-camera description is from a visit: its learned look, else its gate image."""
+        sig = v.signature.vector()
+        if sig is not None:
+            return v, vector_distance(vec, sig)
+        if v.desc is not None:
+            return v, vector_distance(vec, desc_vector(v.desc)) + 0.05
+        return v, 1.0
+
+    # -- attribution, once the whole footage has been seen (each visit's look learned)
     def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...]]:
         t0 = ev.start / self.fps
         t1 = ev.end / self.fps
-        cands = [v for v in self.visits if v.info.entered_at - 0.5 <= t1 and v.info.exited_at + 0.5 >= t0]
+        cands = [
+            v
+            for v in self.visits
+            if v.info.entered_at + ENTER_DELAY_S - 0.5 <= t1 and t0 <= v.info.exited_at - EXIT_LEAD_S + 0.5
+        ]
         if not cands:
             return None, 0.0, ()
         if len(cands) == 1:
             return cands[0].info.token, 1.0, (cands[0].info.token,)
-        s = ev.slot
-        sx0, sx1 = s.x0 / 2, s.x1 / 2
-        reach = max(8.0, 0.12 * self.aw / 2)
+        index = {v.info.token: i for i, v in enumerate(cands)}
         scores = np.zeros(len(cands))
-        for blobs in self.blobs:
-            if not blobs or blobs[0].frame < ev.start - PEOPLE_EVERY or blobs[0].frame > ev.end:
+        for wt, tr, desc in ev.seen:
+            if tr.token is not None:
+                if tr.token in index:
+                    scores[index[tr.token]] += wt
+                continue  # someone known, and not a candidate
+            vec = tr.mean if tr.n >= 3 else (desc_vector(desc) if desc is not None else tr.mean)
+            if vec is None:
                 continue
-            for b in blobs:
-                dist = max(0.0, sx0 - b.x1, b.x0 - sx1)
-                if dist > reach or b.desc is None:
-                    continue
-                w = math.exp(-dist / (reach / 2))
-                d = np.array([descriptor_distance(b.desc, v.desc) if v.desc else 1.0 for v in cands])
-                p = np.exp(-(d - d.min()) / 0.08)
-                scores += w * p / p.sum()
+            d = np.array([self._distance(vec, v)[1] for v in cands])
+            p = np.exp(-(d - d.min()) / APPEARANCE_SCALE)
+            scores += wt * p / p.sum()
         order = np.argsort(-scores)
         total = float(scores.sum())
         names = tuple(cands[int(i)].info.token for i in order)
         if total <= 0:
-            # nobody seen next to the slot: the visit that was in the store longest around it
             return None, 0.0, names
         best, second = float(scores[order[0]]), float(scores[order[1]])
         margin = (best - second) / total
@@ -561,9 +710,6 @@ def track_footage(
     done = 0
     for frame in iter_yuv(footage, size[0], size[1], report):
         p.feed(frame.index, frame.y, frame.buffer)
-        while done < len(p.raw):
-            events.append(_finish(p, p.raw[done]))
-            done += 1
         if progress is not None and frame.index % 150 == 0:
             progress(min(0.99, frame.index / expected))
     p.flush()
@@ -679,6 +825,14 @@ def _assemble(
                 1 for e in unattributed if v.entered_at - 1 <= e.t_start <= v.exited_at + 1
             ),
             ambiguous=any(e.ambiguous for e in evs),
+            rivals=max((len(e.candidates) - 1 for e in evs), default=0),
+            min_margin=min((e.attribution_margin for e in evs if len(e.candidates) > 1), default=1.0),
+            overlap=sum(
+                1
+                for o in visits
+                if o.token != v.token and o.entered_at < v.exited_at and v.entered_at < o.exited_at
+            ),
+            doubtful=any(e.kind == "return" and e.match_margin < conf.LOOKALIKE_MARGIN for e in evs),
         )
         pc = conf.cart_probability(cf)
         carts[v.token] = ProposedCart(v.token, lines, round(pc, 4), evs, flagged=pc < threshold, evidence=cf)

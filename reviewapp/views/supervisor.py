@@ -152,3 +152,67 @@ def store_policy(request: HttpRequest, code: Any) -> HttpResponse:
     else:
         form = StorePolicyForm(instance=store)
     return render(request, "reviewapp/supervisor_policy.html", {"store": store, "form": form})
+
+
+@role_required(SUPERVISOR)
+def calibration(request: HttpRequest, code: Any) -> HttpResponse:
+    """The tracker's reliability from human decisions, and the threshold that meets a target error."""
+    from ..services.quality import calibration_report
+
+    store = get_object_or_404(Store, code=code)
+    try:
+        target = float(request.POST.get("target_error") or request.GET.get("target_error") or 0.005)
+    except ValueError:
+        target = 0.005
+    target = min(max(target, 0.0), 0.5)
+    report = calibration_report(store=store, target_error=target)
+    if request.method == "POST" and request.POST.get("apply") == "1":
+        if report.recommended_threshold is None:
+            messages.error(request, "No threshold meets that target on the decisions so far.")
+        else:
+            store_policy_update(
+                store=store,
+                changes={"review_threshold": report.recommended_threshold},
+                actor=request.user,
+                reason=f"calibration report: target error {target:.3%}, predicted review share "
+                f"{report.predicted_review_share:.1%} on {report.decided} decided carts",
+            )
+            messages.success(request, f"Review threshold set to {report.recommended_threshold:.3f}.")
+        return redirect(f"{reverse('supervisor:calibration', args=[store.code])}?target_error={target}")
+    return render(
+        request, "reviewapp/supervisor_calibration.html", {"store": store, "report": report, "target": target}
+    )
+
+
+@require_POST
+@role_required(SUPERVISOR)
+def mark_gold(request: HttpRequest, code: Any) -> HttpResponse:
+    from ..models import Transaction
+    from ..services.quality import gold_mark
+
+    txn = get_object_or_404(Transaction, code=code)
+    try:
+        gold_mark(txn=txn, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Marked as a gold check: its decided cart is the answer.")
+    return redirect("auditor:history", code=txn.code)
+
+
+@require_POST
+@role_required(SUPERVISOR)
+def legal_hold(request: HttpRequest, code: Any) -> HttpResponse:
+    from ..models import Transaction
+    from ..services.retention import legal_hold_set
+
+    txn = get_object_or_404(Transaction, code=code)
+    reason = request.POST.get("reason", "").strip()
+    if len(reason) < 5:
+        messages.error(request, "Say why (a case number, a request).")
+    else:
+        legal_hold_set(txn=txn, hold=request.POST.get("hold") == "1", actor=request.user, reason=reason)
+        messages.success(
+            request, "Legal hold set." if request.POST.get("hold") == "1" else "Legal hold released."
+        )
+    return redirect("auditor:history", code=txn.code)

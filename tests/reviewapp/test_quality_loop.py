@@ -221,3 +221,46 @@ def test_the_dispute_api_checks_the_card(client, settled, store) -> None:
     assert Dispute.objects.count() == 1
     assert not Decision.objects.exists()
     assert GoldAnswer.objects.count() == 0
+
+
+def test_the_calibration_page_applies_the_recommendation_with_an_audit(
+    client, supervisor, store, flagged
+) -> None:
+    from django.urls import reverse
+
+    from reviewapp.models import AuditEvent
+
+    reviewer = make_user("cal2", "reviewer")
+    for i in range(40):
+        flagged(confidence=0.6 + (i % 4) / 10)
+        task = claim_next_task(reviewer=reviewer)
+        decision_submit(
+            task=task,
+            reviewer=reviewer,
+            outcome="approved",
+            lines=None if i % 4 else [FinalLine("B", 1, "wrong_product")],
+        )
+    client.force_login(supervisor)
+    url = reverse("supervisor:calibration", args=[store.code])
+    page = client.get(url + "?target_error=0")
+    assert page.status_code == 200 and b"Expected calibration error" in page.content
+    client.post(url, {"apply": "1", "target_error": "0"})
+    store.refresh_from_db()
+    assert store.review_threshold == pytest.approx(0.7)
+    assert AuditEvent.objects.filter(action="store.policy_changed", after__review_threshold=0.7).exists()
+
+
+def test_the_dashboard_shows_gold_accuracy(client, supervisor, store, flagged, reviewer) -> None:
+    from django.urls import reverse
+
+    from reviewapp.services.metrics import rollup_recent
+
+    txn = flagged()
+    decide(supervisor)
+    quality.gold_mark(txn=txn, actor=supervisor)
+    ReviewTask.objects.create(transaction=txn, kind="gold", settle_by=timezone.now() + timedelta(hours=1))
+    decide(reviewer)
+    rollup_recent()
+    client.force_login(supervisor)
+    html = client.get(reverse("supervisor:dashboard")).content.decode()
+    assert "1/1" in html
