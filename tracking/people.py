@@ -156,3 +156,73 @@ def descriptor_distance(a: Descriptor, b: Descriptor) -> float:
     du = np.subtract(a.upper, b.upper)
     dl = np.subtract(a.lower, b.lower)
     return float(np.sqrt((du**2).sum()) + 0.7 * np.sqrt((dl**2).sum()))
+
+
+def desc_vector(d: Descriptor) -> NDArray[np.float64]:
+    return np.asarray(d.upper + d.lower, np.float64)
+
+
+def vector_distance(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
+    return float(np.sqrt(((a[:3] - b[:3]) ** 2).sum()) + 0.7 * np.sqrt(((a[3:] - b[3:]) ** 2).sum()))
+
+
+SIGNATURE_CAP = 64
+
+
+@dataclass
+class Tracklet:
+    """One shopper blob followed from sampled frame to sampled frame while it stays one blob.
+
+    A tracklet ends where blobs merge or split; its identity (a visit token) is
+    known only when the visits' presence windows leave one possibility, and is
+    then carried along the tracklet.
+    """
+
+    id: int
+    x0: int
+    x1: int
+    first: int
+    last: int
+    token: str | None = None
+    total: NDArray[np.float64] | None = None
+    n: int = 0
+    widths: int = 0  # sum of the blob widths, over `seen` samples
+    seen: int = 0
+
+    def add(self, d: Descriptor | None, width: int) -> None:
+        self.widths += width
+        self.seen += 1
+        if d is None:
+            return
+        v = desc_vector(d)
+        self.total = v if self.total is None else self.total + v
+        self.n += 1
+
+    @property
+    def mean(self) -> NDArray[np.float64] | None:
+        return None if self.total is None or self.n == 0 else self.total / self.n
+
+    @property
+    def width(self) -> float:
+        return self.widths / max(1, self.seen)
+
+
+@dataclass
+class Signature:
+    """How one visit's shopper looks in the shelf camera, learned from moments when the blob was surely them."""
+
+    samples: list[NDArray[np.float64]]
+
+    def add(self, d: Descriptor | None) -> None:
+        if d is not None:
+            self.add_vector(desc_vector(d))
+
+    def add_vector(self, v: NDArray[np.float64]) -> None:
+        self.samples.append(v)
+        if len(self.samples) >= SIGNATURE_CAP:
+            self.samples = self.samples[::2]  # keep it bounded, spread over the visit
+
+    def vector(self) -> NDArray[np.float64] | None:
+        if len(self.samples) < 3:
+            return None
+        return np.asarray(np.median(np.vstack(self.samples), axis=0), np.float64)

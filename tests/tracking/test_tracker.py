@@ -69,6 +69,14 @@ def test_it_finds_each_pick_and_proposes_exact_carts(scenes: dict[str, Path]) ->
             assert 0.0 <= e.confidence <= 1.0
 
 
+def test_it_auto_approves_clear_carts_of_a_lone_shopper(scenes: dict[str, Path]) -> None:
+    result = run(scenes["picks"])
+    assert result.carts
+    for cart in result.carts.values():
+        assert not cart.flagged, (cart.token, cart.confidence)
+        assert cart.confidence >= DEFAULT_THRESHOLD
+
+
 def test_it_nets_a_return_to_the_home_slot_against_the_pick(scenes: dict[str, Path]) -> None:
     result = run(scenes["home_return"])
     truth = load_truth(scenes["home_return"] / "truth.json")
