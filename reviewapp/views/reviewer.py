@@ -336,6 +336,9 @@ def renew(request: HttpRequest, code: Any) -> HttpResponse:
 @role_required(REVIEWER, SUPERVISOR)
 def leave(request: HttpRequest, code: Any) -> HttpResponse:
     """The page's `pagehide` beacon: cut the leases short so the tasks return to the queue soon."""
+    task = _held_task(request, code)
+    if isinstance(task, HttpResponse):
+        return task
     for task_code in (code, request.POST.get("on_deck", "")):
         if not task_code:
             continue
