@@ -69,3 +69,34 @@ def test_every_variable_the_settings_read_is_in_env_example() -> None:
     read |= set(re.findall(r'database_from_env\(name: str = "([A-Z_]+)"', source))
     listed = set(re.findall(r"^#?\s*([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert read - listed == set()
+
+
+def test_production_settings_pass_the_deploy_checks(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "VAR_DIR": str(tmp_path),
+        "DEBUG": "0",
+        "SECRET_KEY": "x7Gq2pLz9vR4mN8kT1wY6uB3cE5hJ0aS-dF_gH2jK4lZ6xC8vB0nM",
+        "ALLOWED_HOSTS": "review.example.com",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_login_is_throttled_after_repeated_failures(client, db, settings) -> None:
+    from tests.conftest import make_user
+
+    make_user("locky", "reviewer")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/login/", {"username": "locky", "password": "wrong"})
+    response = client.post("/login/", {"username": "locky", "password": "pw-locky"})
+    assert response.status_code in (403, 429) or b"locked" in response.content.lower()
