@@ -8,12 +8,14 @@ from django.db import transaction as db
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import DeadlineRule, ReviewTask, TaskKind, Transaction
+from ..models import DeadlineRule, ReviewTask, Store, TaskKind, Transaction
 from ..states import TaskState, TransactionState, check_transition
 from .audit import SYSTEM, audit_record
 
 # (minutes before the deadline, the priority a queued task has at least by then)
 PRIORITY_STEPS = ((10, 30), (30, 20), (60, 10))
+# a shopper's receipt about to miss the store's target (minutes left, priority at least)
+RECEIPT_STEPS = ((5, 45), (15, 40))
 DEADLINE_ESCALATION_PRIORITY = 60
 
 
@@ -25,6 +27,15 @@ def priority_bump(*, now: datetime | None = None) -> int:
         changed += ReviewTask.objects.filter(
             state=TaskState.QUEUED, settle_by__lte=now + timedelta(minutes=minutes), priority__lt=floor
         ).update(priority=floor)
+    # receipts: the shopper left at exited_at and should have a receipt within the store's target
+    for minutes, floor in RECEIPT_STEPS:
+        for store_id, target in Store.objects.values_list("id", "receipt_target_minutes"):
+            changed += ReviewTask.objects.filter(
+                state=TaskState.QUEUED,
+                transaction__store_id=store_id,
+                transaction__visit__exited_at__lte=now - timedelta(minutes=target - minutes),
+                priority__lt=floor,
+            ).exclude(kind=TaskKind.GOLD).update(priority=floor)
     return changed
 
 

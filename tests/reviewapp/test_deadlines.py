@@ -73,3 +73,15 @@ def test_a_task_a_reviewer_is_holding_is_left_to_them(task_due, reviewer) -> Non
     assert deadline_apply() == 0
     task.refresh_from_db()
     assert task.state == "assigned"
+
+
+def test_a_receipt_about_to_miss_its_target_rises_to_the_top(task_due, store) -> None:
+    store.receipt_target_minutes = 60
+    store.save()
+    task = task_due(300)  # the settle-by deadline is far, but the shopper left long ago
+    txn = task.transaction
+    txn.visit.exited_at = timezone.now() - timedelta(minutes=50)
+    txn.visit.save()
+    priority_bump()
+    task.refresh_from_db()
+    assert task.priority == 40
