@@ -80,6 +80,7 @@ def test_a_receipt_about_to_miss_its_target_rises_to_the_top(task_due, store) ->
     store.save()
     task = task_due(300)  # the settle-by deadline is far, but the shopper left long ago
     txn = task.transaction
+    txn.visit.entered_at = timezone.now() - timedelta(minutes=58)
     txn.visit.exited_at = timezone.now() - timedelta(minutes=50)
     txn.visit.save()
     priority_bump()
