@@ -61,7 +61,7 @@ def test_scripted_decisions_round_trip_through_the_training_export(
         decision = Decision.objects.get(transaction__code=example["transaction"])
         final = {line["sku"]: line["qty"] for line in decision.lines}
         proposed = {
-            l.product.sku: l.qty for l in decision.transaction.proposed_lines.select_related("product")
+            p.product.sku: p.qty for p in decision.transaction.proposed_lines.select_related("product")
         }
         sku = example["tracker"]["sku"]
         assert example["human"]["sku_final_qty"] == final.get(sku, 0)
