@@ -17,14 +17,22 @@ The pipeline, one pass over the footage:
    a product gone is a pick (positions taken = quantity); an empty position now
    holding something is a return, recognised against every product's reference
    image (a foreign item, or a look-alike, shows up as a weak or close match).
-5. Every third frame, find shopper blobs (columns of changed pixels) and describe
-   each by its upper-body and leg colour. Tie an event to the visits present at
-   its time: alone in the store, the one; otherwise the shopper blob next to the
-   slot, matched by colour against the gate images, with the margin between the
-   best and second-best visit.
+5. Every third frame, find shopper blobs (columns of changed pixels), describe
+   each by its upper-body and leg colour, and follow them as tracklets (a blob
+   continues a tracklet while it overlaps it one-to-one). A tracklet is named
+   after a visit when only one visit can be in view (each shopper is in view
+   only inside their visit, a little after the gate and before leaving), when it
+   walks in at the frame's edge while one visit is entering, or when its look
+   matches one visit's look learned so (and no other), or all learned looks but
+   one newcomer's are far. Once the footage is read, each event goes to the
+   visit whose blobs were beside the slot meanwhile: named tracklets count as
+   they are, others by their look against each candidate's learned look (the
+   gate image's colours when none was learned); the margin is the score gap.
 6. Score each event from its evidence (`tracking.confidence`): count clarity,
    match scores, attribution margin, how long the slot was covered, and fold the
-   events into lines and a cart confidence, calibrated on simulator scenes.
+   events into lines and a cart confidence (a logistic model of the cart's
+   evidence: events, rivals, overlapping visits, margins), fitted on simulator
+   scenes of every preset.
 
 The tracker reads only the footage, planogram, visits and gate/product images.
 """
