@@ -339,11 +339,14 @@ def redact_video(
     keep: Sequence[Sequence[int]] = (),
     tracks: Mapping[str, Sequence[Sequence[int]]] | None = None,
     detector: str = DEFAULT_DETECTOR,
+    first_frame: int = 0,
 ) -> RedactReport:
     """Write `src` to `dst` with faces and tracked shoppers' heads and torsos blurred.
 
     `keep`: (x, y, w, h) rectangles left sharp (slot zones), each inside the frame.
-    `tracks`: the tracker's shopper tracks, {token: [(frame, x, y, w, h), ...]}.
+    `tracks`: the tracker's shopper tracks, {token: [(frame, x, y, w, h), ...]}, numbered
+    in the footage the tracker read; `first_frame` is the footage frame that is frame 0 of
+    `src` (a clip cut from that footage starts later).
     Raises RedactError for a missing or unreadable video, a bad keep rectangle or track,
     or an unavailable detector; `dst` is then left as it was.
     """
@@ -361,6 +364,8 @@ def redact_video(
     if not info.fps > 0:
         raise RedactError(f"{src}: the video has no frame rate")
     keep_rects = validate_keep(keep, width, height)
+    if first_frame < 0:
+        raise RedactError(f"first frame {first_frame} is negative")
     track_boxes = TrackBoxes(tracks or {}, info.fps)
     try:
         detect = make_detector(detector)
@@ -415,7 +420,7 @@ def redact_video(
 
             def emit(frame: U8, index: int, face_spans: list[Span]) -> None:
                 nonlocal frames, with_faces, with_tracks
-                track_spans = track_boxes.spans(index)
+                track_spans = track_boxes.spans(first_frame + index)
                 spans = [
                     s
                     for s in (_clip_even(s, width, height) for s in (*face_spans, *track_spans))
@@ -517,6 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
         "member; the head and upper body of each tracked box are blurred as well",
     )
     parser.add_argument(
+        "--first-frame",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the tracks' frame number of the input's first frame, when the input is a clip cut from the "
+        "footage the tracker read (default 0)",
+    )
+    parser.add_argument(
         "--detector",
         choices=DETECTORS,
         default=DEFAULT_DETECTOR,
@@ -543,7 +556,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("the input and output paths are required")
     try:
         tracks = load_tracks(args.tracks) if args.tracks is not None else None
-        report = redact_video(args.input, args.output, keep=args.keep, tracks=tracks, detector=args.detector)
+        report = redact_video(
+            args.input,
+            args.output,
+            keep=args.keep,
+            tracks=tracks,
+            detector=args.detector,
+            first_frame=args.first_frame,
+        )
     except RedactError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -218,6 +218,13 @@ def test_track_boxes_are_interpolated_between_samples_and_held_briefly() -> None
     assert not far.spans(50)  # samples 10 s apart are two sightings, not a walk
 
 
+def test_tracks_of_the_whole_footage_line_up_with_a_clip_cut_from_it(tmp_path: Path) -> None:
+    whole = {"a": [(1000 + f, 60, 0, 60, 140) for f in range(0, 120, 3)]}
+    out = tmp_path / "out.mp4"
+    assert redact_video(carphone(), out, tracks=whole).frames_with_tracks == 0
+    assert redact_video(carphone(), out, tracks=whole, first_frame=1000).frames_with_tracks == 120
+
+
 def test_load_tracks_takes_a_bare_mapping_and_rejects_garbage(tmp_path: Path) -> None:
     good = tmp_path / "t.json"
     good.write_text(json.dumps({"tok": [[0, 1, 2, 3, 4]]}))
