@@ -203,6 +203,7 @@ class Visit(models.Model):
                 name="visit_exit_after_entry",
             ),
         ]
+        indexes = [models.Index(fields=["token_last4"], name="visit_by_token_last4")]
 
     def __str__(self) -> str:
         return f"visit …{self.token_last4} at {self.entered_at:%Y-%m-%d %H:%M}"
