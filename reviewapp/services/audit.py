@@ -159,7 +159,7 @@ def _write_seals(batch: list[AuditEvent]) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {AuditEvent._meta.db_table} AS a SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash "
+            f"UPDATE {AuditEvent._meta.db_table} AS a SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash "  # noqa: S608 - table name from the model
             "FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[]) AS v(id, seq, prev_hash, hash) "
             "WHERE a.id = v.id AND a.seq IS NULL",
             [
