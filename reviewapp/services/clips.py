@@ -11,6 +11,7 @@ from django.db import transaction as db
 from django.utils import timezone
 
 from tracking import clips as cutter
+from tracking.redact import RedactError, redact_video
 from tracking.video import VideoError, probe
 
 from ..media import local_path, save_file, sha256_of_path
@@ -60,9 +61,9 @@ def _cut_media(txn: Transaction) -> list[str]:
         for n, span in enumerate(spans):
             out = Path(tmp) / f"clip-{n}.mp4"
             poster = Path(tmp) / f"poster-{n}.jpg"
+            members = [events[i] for i in span.members] if events else []
             try:
                 cutter.cut_clip(video, out, start=span.start, end=span.end)
-                cutter.write_poster(out, poster, frame_number=0)
             except cutter.ClipError as exc:
                 problems.append(str(exc))
                 continue
@@ -79,8 +80,31 @@ def _cut_media(txn: Transaction) -> list[str]:
             )
             clip.sha256 = sha256_of_path(out)
             save_file(clip.file, f"{txn.code}-{n}.mp4", out)
-            save_file(clip.poster, f"{txn.code}-{n}.jpg", poster)
-            made.append((clip, [events[i] for i in span.members] if events else []))
+            shown = out
+            if txn.store.privacy_mode:
+                # reviewers only ever receive this one: faces and shoppers blurred, the slots sharp
+                redacted = Path(tmp) / f"clip-{n}-redacted.mp4"
+                keep = [tuple(int(v) for v in e.slot.rect) for e in members if e.slot]
+                try:
+                    redact_video(
+                        out,
+                        redacted,
+                        keep=keep,
+                        tracks=footage.tracks or None,
+                        first_frame=round((clip.media_start or 0.0) * fps),
+                    )
+                except RedactError as exc:
+                    problems.append(f"redaction failed, the clip is held back from reviewers: {exc}")
+                else:
+                    clip.redacted_sha256 = sha256_of_path(redacted)
+                    save_file(clip.redacted_file, f"{txn.code}-{n}-r.mp4", redacted)
+                    shown = redacted
+            try:
+                cutter.write_poster(shown, poster, frame_number=0)
+                save_file(clip.poster, f"{txn.code}-{n}.jpg", poster)
+            except cutter.ClipError as exc:
+                problems.append(str(exc))
+            made.append((clip, members))
         wanted: dict[EvidenceEvent, tuple[int, int, tuple[int, int, int, int]]] = {}
         for event in events:
             if not (event.slot and event.before_box):
