@@ -44,12 +44,14 @@ BENCH_VAR := $(CURDIR)/var/bench
 bench: $(STAMP)
 	$(PY) -m tracking.simulator_bench
 	$(PY) -m tracking.bench
+	$(PY) -m tracking.redact --bench
 	rm -rf $(BENCH_VAR) && mkdir -p $(BENCH_VAR)
 	VAR_DIR=$(BENCH_VAR) DATABASE_URL= CELERY_BROKER_URL= $(PY) manage.py migrate -v0
 	VAR_DIR=$(BENCH_VAR) DATABASE_URL= CELERY_BROKER_URL= $(PY) manage.py bench_pipeline
 	@if psql "$(BENCH_DB)" -c "select 1" >/dev/null 2>&1 || psql "$(dir $(BENCH_DB))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DB))" >/dev/null 2>&1; then \
 		DATABASE_URL=$(BENCH_DB) $(PY) manage.py migrate -v0 && \
-		DATABASE_URL=$(BENCH_DB) $(PY) manage.py bench_claim --reviewers 32 --claims 10000; \
+		DATABASE_URL=$(BENCH_DB) $(PY) manage.py bench_claim --reviewers 32 --claims 10000 && \
+		DATABASE_URL=$(BENCH_DB) $(PY) manage.py bench_claim --reviewers 32 --claims 10000 --think-ms 250; \
 	else echo "claim benchmark skipped: no PostgreSQL at $(BENCH_DB) (set BENCH_DB)"; fi
 
 clean:

@@ -20,7 +20,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 
-def _reviewer_loop(user_id: int, deadline: float, out: Any, stop_after: Any) -> None:
+def _reviewer_loop(user_id: int, deadline: float, out: Any, stop_after: Any, think_ms: float) -> None:
     import django
 
     django.setup()
@@ -32,8 +32,13 @@ def _reviewer_loop(user_id: int, deadline: float, out: Any, stop_after: Any) -> 
 
     connections.close_all()
     user = get_user_model().objects.get(pk=user_id)
+    import random
+
+    rng = random.Random(user_id)
     results = []
     while time.monotonic() < deadline:
+        if think_ms:  # a reviewer looks at the clip between claims
+            time.sleep(rng.uniform(0, 2 * think_ms) / 1000)
         with stop_after.get_lock():
             if stop_after.value <= 0:
                 break
@@ -59,6 +64,12 @@ class Command(BaseCommand):
         parser.add_argument("--reviewers", type=int, default=32)
         parser.add_argument("--claims", type=int, default=10_000)
         parser.add_argument("--seconds", type=float, default=300.0, help="stop after this long in any case")
+        parser.add_argument(
+            "--think-ms",
+            type=float,
+            default=0.0,
+            help="mean pause between a reviewer's claims (0: claim again at once, the saturating worst case)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if connection.vendor != "postgresql":
@@ -98,7 +109,10 @@ class Command(BaseCommand):
         out = ctx.Queue()
         budget = ctx.Value("i", n_claims)
         deadline = time.monotonic() + options["seconds"]
-        procs = [ctx.Process(target=_reviewer_loop, args=(u.pk, deadline, out, budget)) for u in users]
+        procs = [
+            ctx.Process(target=_reviewer_loop, args=(u.pk, deadline, out, budget, options["think_ms"]))
+            for u in users
+        ]
         started = time.perf_counter()
         for p in procs:
             p.start()
@@ -114,7 +128,7 @@ class Command(BaseCommand):
         double = len(ids) - len(set(ids))
         q = statistics.quantiles(latencies, n=100)
         self.stdout.write(
-            f"claims {len(ids)} by {n_reviewers} reviewer processes in {wall:.1f}s "
+            f"claims {len(ids)} by {n_reviewers} reviewer processes (think {options['think_ms']:.0f} ms) in {wall:.1f}s "
             f"({len(ids) / wall:.0f} claims/s)\n"
             f"latency ms: p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}  max {latencies[-1]:.1f}\n"
             f"double claims: {double}"
