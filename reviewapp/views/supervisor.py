@@ -70,6 +70,11 @@ def trend_svg(trend: list[tuple[Any, dict[str, int]]], width: int = 720, height:
         )
 
     labels = [(i * step, hour) for i, (hour, _) in enumerate(trend) if i % max(1, len(trend) // 6) == 0]
+    dots = [
+        (key, f"{i * step:.1f}", f"{height - (p[key] / top) * (height - 10):.1f}", p[key], hour)
+        for key in ("auto_approved", "flagged")
+        for i, (hour, p) in enumerate(trend)
+    ]
     return {
         "width": width,
         "height": height,
@@ -79,6 +84,7 @@ def trend_svg(trend: list[tuple[Any, dict[str, int]]], width: int = 720, height:
             ("flagged", "Flagged", points("flagged")),
         ],
         "labels": labels,
+        "dots": dots,
     }
 
 
