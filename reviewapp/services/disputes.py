@@ -118,6 +118,19 @@ def dispute_resolve(*, decision: Decision, now: datetime | None = None) -> Dispu
     return dispute
 
 
+def _refund_failed(refund: Refund, error: str) -> None:
+    """Out of tries or declined: kept as failed for a supervisor, and logged."""
+    with db.atomic():
+        Refund.objects.filter(pk=refund.pk).update(state="failed", last_error=error[:1000])
+        audit_record(
+            actor=SYSTEM,
+            action="refund.failed",
+            obj=refund,
+            txn=refund.dispute.transaction,
+            data={"error": error},
+        )
+
+
 def refund_execute(*, refund_id: int, final_attempt: bool = False) -> str:
     """Give the money back through the gateway, exactly once. Safe to run any number of times."""
     refund = Refund.objects.select_related("charge", "dispute__transaction").get(pk=refund_id)
