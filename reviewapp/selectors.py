@@ -28,6 +28,17 @@ def footage_problems(*, limit: int = 20) -> list[Footage]:
     )
 
 
+def refund_problems(*, limit: int = 50) -> list[Any]:
+    """Refunds the gateway declined, or that ran out of retries: a supervisor must act."""
+    from .models import Refund
+
+    return list(
+        Refund.objects.filter(state="failed")
+        .select_related("dispute__transaction__store")
+        .order_by("created_at")[:limit]
+    )
+
+
 def settlement_problems(*, limit: int = 50) -> list[Charge]:
     """Charges that failed (declined, or out of retries): a supervisor must act."""
     return list(
@@ -161,6 +172,7 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
         "agreement": agreement_overall(since=since),
         "trend": sorted(trend.items()),
         "settlement_problems": settlement_problems(),
+        "refund_problems": refund_problems(),
         "footage_problems": footage_problems(),
         "escalations": list(
             ReviewTask.objects.filter(kind="escalation", state__in=[TaskState.QUEUED, TaskState.ASSIGNED])
