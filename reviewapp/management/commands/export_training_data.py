@@ -38,8 +38,8 @@ class Command(BaseCommand):
             actor=Actor(label="command:export_training_data"),
             action="export.training_data",
             object_type="export",
-            object_code=str(options["out"]),
+            object_code="training_data",
             store=store,
-            data={"since": options["since"], "examples": count},
+            data={"since": options["since"], "examples": count, "out": str(options["out"])},
         )
         self.stdout.write(f"{count} examples in {options['out'] / 'manifest.jsonl'}")
