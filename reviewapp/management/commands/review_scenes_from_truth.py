@@ -19,9 +19,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction as db
 
-from reviewapp.models import Footage, Store
+from reviewapp.models import Footage, Store, Transaction
 from reviewapp.services import pipeline
 from reviewapp.services.audit import Actor
+from reviewapp.services.clips import review_task_queue
 from reviewapp.services.ingest import IngestError, scene_ingest
 from reviewapp.services.review import FinalLine, claim_next_task, decision_submit
 from reviewapp.tokens import token_hash
@@ -65,6 +66,11 @@ class Command(BaseCommand):
                 continue
             pipeline.footage_track(footage_id=result.footage.pk)
             self.stdout.write(f"tracked {scene.name}: {len(result.visits)} visits")
+        # the review tasks, without clips (a media worker would cut them; labels need none)
+        for txn in Transaction.objects.filter(
+            store__name=options["store"], state="needs_review", tasks__isnull=True
+        ):
+            review_task_queue(txn=txn)
         decided = 0
         while (task := claim_next_task(reviewer=reviewer)) is not None:
             cart = truth.get(task.transaction.visit.token_hash, {})
