@@ -129,6 +129,9 @@ def _claim_queued_postgres(
     from ..access import is_supervisor
 
     with db.atomic(), connection.cursor() as cursor:
+        # A lease need not survive a database crash (a lost claim returns the task to the
+        # queue and the reviewer's decision is refused), so do not wait for the WAL flush.
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
         cursor.execute(
             "SELECT reviewapp_claim_next(%s, %s, %s::bigint[], %s, %s, %s, %s)",
             [
