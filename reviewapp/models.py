@@ -441,6 +441,10 @@ class ReviewTask(models.Model):
                 fields=["-priority", "settle_by"], condition=Q(state="queued"), name="task_claim_order"
             ),
             models.Index(fields=["state", "lease_expires_at"], name="task_lease_expiry"),
+            # the dashboard's gold accuracy and second-opinion agreement
+            models.Index(
+                fields=["kind"], condition=Q(kind__in=["gold", "second_opinion"]), name="task_quality_kinds"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -519,6 +523,12 @@ class Charge(models.Model):
                 condition=~Q(state="captured") | ~Q(gateway_reference=""),
                 name="captured_charge_has_reference",
             )
+        ]
+        indexes = [
+            # the dashboard's settlement problems: a handful of rows among millions
+            models.Index(
+                fields=["created_at"], condition=Q(state="failed"), name="charge_settlement_problems"
+            ),
         ]
 
     def __str__(self) -> str:

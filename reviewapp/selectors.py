@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Sum
 
 from .models import Charge, Footage, ReviewTask
 from .states import ChargeState, FootageStatus, TaskState
@@ -50,6 +50,38 @@ def settlement_problems(*, limit: int = 50) -> list[Charge]:
 
 # --------------------------------------------------------------------------- supervisor dashboard
 
+
+def _reviewer_hists(*, since: Any) -> dict[int, dict[str, Any]]:
+    """Each reviewer's decisions and merged handle-time histogram over the window.
+
+    On PostgreSQL the histograms are merged in the database (a month is ~10^4 rollup rows).
+    """
+    from django.db import connection
+
+    from .models import ReviewerHourStats
+
+    merged: dict[int, dict[str, Any]] = {}
+    rows = ReviewerHourStats.objects.filter(hour__gte=since)
+    for row in rows.values("reviewer_id").annotate(n=Sum("decisions")):
+        merged[row["reviewer_id"]] = {"decisions": row["n"] or 0, "hist": {}}
+    if connection.vendor == "postgresql":
+        table = ReviewerHourStats._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT reviewer_id, key::int, SUM(value::int) FROM {table}, "  # noqa: S608 - model table name
+                "jsonb_each_text(handle_seconds_hist) WHERE hour >= %s GROUP BY 1, 2",
+                [since],
+            )
+            for reviewer_id, key, count in cursor.fetchall():
+                merged.setdefault(reviewer_id, {"decisions": 0, "hist": {}})["hist"][key] = int(count)
+        return merged
+    for row in rows.values("reviewer_id", "handle_seconds_hist"):
+        hist = merged.setdefault(row["reviewer_id"], {"decisions": 0, "hist": {}})["hist"]
+        for key, count in row["handle_seconds_hist"].items():
+            hist[int(key)] = hist.get(int(key), 0) + count
+    return merged
+
+
 WINDOWS = {"8h": 8, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 AT_RISK_MINUTES = 30
 
@@ -59,7 +91,6 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
     from datetime import timedelta
 
     from django.contrib.auth import get_user_model
-    from django.db.models import Sum
     from django.utils import timezone
 
     from .models import ReviewerHourStats, StoreHourStats
@@ -109,14 +140,7 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
             pk__in=ReviewerHourStats.objects.filter(hour__gte=since).values("reviewer_id")
         )
     }
-    per_reviewer: dict[int, dict[str, Any]] = {}
-    for row in ReviewerHourStats.objects.filter(hour__gte=since).values(
-        "reviewer_id", "decisions", "handle_seconds_hist"
-    ):
-        entry = per_reviewer.setdefault(row["reviewer_id"], {"decisions": 0, "hist": {}})
-        entry["decisions"] += row["decisions"]
-        for key, count in row["handle_seconds_hist"].items():
-            entry["hist"][int(key)] = entry["hist"].get(int(key), 0) + count
+    per_reviewer = _reviewer_hists(since=since)
     for reviewer_id, entry in per_reviewer.items():
         reviewers.append(
             {
@@ -126,9 +150,9 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
                 "median_handle_s": quantile_from_hist(entry["hist"], HANDLE_SECONDS_EDGES, 0.5),
             }
         )
-    from .services.quality import agreement_overall, reviewer_quality
+    from .services.quality import quality_summary
 
-    quality = reviewer_quality(since=since)
+    quality, agreement = quality_summary(since=since)
     for user_id in set(quality) - set(per_reviewer):
         users.setdefault(user_id, get_user_model().objects.filter(pk=user_id).first())
         reviewers.append(
@@ -169,7 +193,7 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
             else None,
         },
         "reviewers": reviewers,
-        "agreement": agreement_overall(since=since),
+        "agreement": agreement,
         "trend": sorted(trend.items()),
         "settlement_problems": settlement_problems(),
         "refund_problems": refund_problems(),

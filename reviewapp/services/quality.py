@@ -180,8 +180,9 @@ def _label(decision: Decision, proposal: dict[str, int]) -> str:
     return "as proposed" if cart_of(decision.lines) == proposal else "corrected"
 
 
-def reviewer_quality(*, since: datetime) -> dict[int, ReviewerQuality]:
-    """Gold accuracy and second-opinion agreement (percent and Cohen's kappa) per reviewer."""
+def quality_summary(*, since: datetime) -> tuple[dict[int, ReviewerQuality], dict[str, Any]]:
+    """Per reviewer: gold accuracy and second-opinion agreement (percent and Cohen's kappa);
+    and the agreement over all second-opinion pairs."""
     out: dict[int, ReviewerQuality] = defaultdict(lambda: ReviewerQuality(0))
     golds = Decision.objects.filter(task__kind=TaskKind.GOLD, created_at__gte=since).select_related(
         "transaction__gold"
@@ -191,6 +192,8 @@ def reviewer_quality(*, since: datetime) -> dict[int, ReviewerQuality]:
         entry.reviewer_id = decision.reviewer_id
         entry.gold_checked += 1
         entry.gold_correct += cart_of(decision.lines) == cart_of(decision.transaction.gold.lines)
+    pairs: list[tuple[str, str]] = []
+    agreed_total = 0
     seconds = Decision.objects.filter(
         task__kind=TaskKind.SECOND_OPINION, created_at__gte=since
     ).select_related("transaction")
@@ -201,26 +204,27 @@ def reviewer_quality(*, since: datetime) -> dict[int, ReviewerQuality]:
         proposal = proposal_cart(second.transaction)
         pair = (_label(first, proposal), _label(second, proposal))
         agreed = first.outcome != DecisionOutcome.ESCALATED and opinions_agree(first, second)
+        pairs.append(pair)
+        agreed_total += agreed
         for reviewer_id in (first.reviewer_id, second.reviewer_id):
             entry = out[reviewer_id]
             entry.reviewer_id = reviewer_id
             entry.pairs.append(pair)
             entry.agreed += agreed
-    return dict(out)
+    overall = {
+        "n": len(pairs),
+        "agreement": agreed_total / len(pairs) if pairs else None,
+        "kappa": cohen_kappa(pairs),
+    }
+    return dict(out), overall
+
+
+def reviewer_quality(*, since: datetime) -> dict[int, ReviewerQuality]:
+    return quality_summary(since=since)[0]
 
 
 def agreement_overall(*, since: datetime) -> dict[str, Any]:
-    pairs, agreed = [], 0
-    for second in Decision.objects.filter(
-        task__kind=TaskKind.SECOND_OPINION, created_at__gte=since
-    ).select_related("transaction"):
-        first = first_opinion(second.transaction)
-        if first is None:
-            continue
-        proposal = proposal_cart(second.transaction)
-        pairs.append((_label(first, proposal), _label(second, proposal)))
-        agreed += first.outcome != DecisionOutcome.ESCALATED and opinions_agree(first, second)
-    return {"n": len(pairs), "agreement": agreed / len(pairs) if pairs else None, "kappa": cohen_kappa(pairs)}
+    return quality_summary(since=since)[1]
 
 
 # --------------------------------------------------------------------------- calibration
