@@ -38,7 +38,7 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
 # seeds used for fitting; the benchmark's standard suite uses 1..999
 FIT_SEEDS: dict[str, list[int]] = {
-    "easy": list(range(100001, 100013)),
+    "easy": list(range(100001, 100031)),
     "mixed": list(range(100001, 100025)),
     "hard": list(range(100001, 100009)),
 }
@@ -56,6 +56,7 @@ FEATURES = (
     "multi",
     "init_margin",
     "unattributed",
+    "merged",
 )
 
 
@@ -72,6 +73,7 @@ class EventFeatures:
     foreign: bool
     init_margin: float
     attributed: bool
+    merged: bool = False  # a blob of more than one shopper was beside the slot, and others could have done it
 
     def vector(self) -> NDArray[np.float64]:
         rivals = max(0, self.candidates - 1)
@@ -89,6 +91,7 @@ class EventFeatures:
                 float(self.qty > 1),
                 min(1.0, self.init_margin),
                 float(not self.attributed),
+                float(self.merged),
             ]
         )
 
@@ -104,6 +107,13 @@ class CartFeatures:
     min_margin: float = 1.0  # smallest attribution margin among its events that had rivals
     overlap: int = 0  # other visits in the store at some time during this one
     doubtful: bool = False  # an item put back that may be its look-alike
+    murmurs: float = (
+        0.0  # slot positions that changed a little, with no event, while the visit was in (shared)
+    )
+    cancelled: float = 0.0  # pick/return pairs that cancelled out while the visit was in (shared)
+    pairs: int = 0  # slots the cart both picked from and returned to
+    merged: bool = False  # one of its events had merged shoppers beside the slot
+    dwell: float = 0.0  # longest time one of its events' slots was hidden
 
     def vector(self, event_probs: Sequence[float] | None = None) -> NDArray[np.float64]:
         probs = self.event_probs if event_probs is None else event_probs
@@ -119,6 +129,11 @@ class CartFeatures:
                 float(self.negative),
                 min(3.0, float(self.unattributed_nearby)),
                 min(4.0, float(self.overlap)),
+                min(4.0, self.murmurs),
+                min(3.0, self.cancelled),
+                min(3.0, float(self.pairs)),
+                float(self.merged),
+                min(5.0, self.dwell),
             ]
         )
 
@@ -133,11 +148,16 @@ CART_FEATURES = (
     "negative",
     "unattributed",
     "overlap",
+    "murmurs",
+    "cancelled",
+    "pairs",
+    "merged",
+    "dwell",
 )
 
 
 # used until calibration.json exists: hand-set, deliberately cautious
-_DEFAULT_WEIGHTS = [1.5, 1.5, 1.0, 2.0, 3.0, -0.5, -0.8, -1.5, -0.5, -0.8, 1.0, -3.0]
+_DEFAULT_WEIGHTS = [1.5, 1.5, 1.0, 2.0, 3.0, -0.5, -0.8, -1.5, -0.5, -0.8, 1.0, -3.0, -1.0]
 
 
 _OVERRIDE: dict[str, Any] | None = None  # set only while fitting
@@ -163,9 +183,16 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
+def _dot(weights: Sequence[float], x: NDArray[np.float64]) -> float:
+    """Weights against features; features newer than the weights count zero (until the next fit)."""
+    w = np.zeros(len(x))
+    n = min(len(x), len(weights))
+    w[:n] = weights[:n]
+    return float(w @ x)
+
+
 def event_probability(f: EventFeatures) -> float:
-    w = np.asarray(_params()["event_weights"], np.float64)
-    p = _sigmoid(float(w @ f.vector()))
+    p = _sigmoid(_dot(_params()["event_weights"], f.vector()))
     if f.kind == "return" and f.match_margin < LOOKALIKE_MARGIN:
         # two products match the item put back about equally well: a look-alike, a person must look
         p = min(p, DOUBT_CAP)
@@ -195,8 +222,7 @@ def cart_probability(f: CartFeatures) -> float:
         return 0.0
     params = _params()
     if "cart_weights" in params:
-        w = np.asarray(params["cart_weights"], np.float64)
-        p = _sigmoid(float(w @ f.vector()))
+        p = _sigmoid(_dot(params["cart_weights"], f.vector()))
     else:
         curve = params["cart_curve"]
         p = float(np.interp(cart_score(f), curve["x"], curve["y"]))

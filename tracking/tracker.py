@@ -100,6 +100,15 @@ OTHER_LOOK = 0.35  # ... provided every other visit's learned look is at least t
 WIDE_BLOB = 1.5  # a blob this many times a shopper's usual width holds more than one
 NARROW_BLOB = 0.6  # ... and one this narrow is an arm or part of one
 HELD_SWAP_MARGIN = 0.12
+MURMUR_DIFF = (
+    0.55  # share of CHANGE_DIFF: a settled position this changed, with no event, may hide a missed one
+)
+PAIR_S = (
+    12.0  # a pick and a return of the same position within this may cancel out (a shopper standing there)
+)
+PAIR_SAME = (
+    0.8  # share of CHANGE_DIFF under which the views before the pick and after the return are the same
+)
 
 
 class TrackingError(Exception):
@@ -281,6 +290,9 @@ class _RawEvent:
     clarity: float
     covered_frames: int
     seen: list[Observation] = field(default_factory=list)  # shopper blobs beside the slot meanwhile
+    merged: bool = False  # a blob beside the slot meanwhile was wider than one shopper
+    cols: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = field(default_factory=dict)
+    dropped: bool = False  # cancelled by a matching return (or pick) of the same position
 
 
 class _Pass:
@@ -318,6 +330,9 @@ class _Pass:
         self.frames = 0
         self.positions: list[_Pos] = []
         self.pending: list[list[PositionChange]] = []
+        # each change's facing-position view before and after, by id of the change
+        self.change_cols: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
+        self.murmurs: list[tuple[int, int]] = []  # (start, end) frames of settled near-changes with no event
         self.cols = self.tops = self.bottoms = np.zeros((0, 4), np.int32)
         self._active: NDArray[np.bool_] | None = None
 
@@ -431,12 +446,16 @@ class _Pass:
     def _settle(self, ps: _Pos, index: int, bgr: NDArray[np.float32], small: NDArray[np.uint8]) -> None:
         s = self.slots[ps.slot]
         after = crop_box(bgr, s)
-        change, _ = compare_position(s, ps.i, s.ref_bgr, after, bgr, self.templates, CHANGE_DIFF)
+        change, diff = compare_position(s, ps.i, s.ref_bgr, after, bgr, self.templates, CHANGE_DIFF)
         end = index - SETTLE_FRAMES
-        if change is not None:
-            self.pending[ps.slot].append(replace(change, start=ps.start, end=end, before_frame=ps.last_quiet))
-            s.labels[ps.i] = change.after
         a0, a1 = column(s, ps.i, after.shape[1])
+        if change is not None:
+            ch = replace(change, start=ps.start, end=end, before_frame=ps.last_quiet)
+            self.pending[ps.slot].append(ch)
+            self.change_cols[id(ch)] = (s.ref_bgr[:, a0:a1].copy(), after[:, a0:a1].copy())
+            s.labels[ps.i] = change.after
+        elif diff >= MURMUR_DIFF * CHANGE_DIFF:
+            self.murmurs.append((ps.start, end))
         s.ref_bgr[:, a0:a1] = after[:, a0:a1]
         assert self.ref_small is not None
         g = max(self.gain, 0.05)
@@ -472,14 +491,47 @@ class _Pass:
             if c.before is not None:
                 picks.setdefault(c.before, []).append(c)
         seen = self._beside(s, start, end)
+        usual = float(np.median(self.single_widths)) if len(self.single_widths) >= 5 else None
+        merged = usual is not None and any(not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _ in seen)
+        cols = {id(c): self.change_cols.pop(id(c)) for c in changes if id(c) in self.change_cols}
         for sku, cs in picks.items():
             self.raw.append(
-                _RawEvent(s, "pick", sku, len(cs), start, end, before, after, cs, clarity, covered, seen)
+                _RawEvent(
+                    s,
+                    "pick",
+                    sku,
+                    len(cs),
+                    start,
+                    end,
+                    before,
+                    after,
+                    cs,
+                    clarity,
+                    covered,
+                    seen,
+                    merged,
+                    {c.index: cols[id(c)] for c in cs if id(c) in cols},
+                )
             )
         for c in changes:
             if c.after is not None:
                 self.raw.append(
-                    _RawEvent(s, "return", c.after, 1, start, end, before, after, [c], clarity, covered, seen)
+                    _RawEvent(
+                        s,
+                        "return",
+                        c.after,
+                        1,
+                        start,
+                        end,
+                        before,
+                        after,
+                        [c],
+                        clarity,
+                        covered,
+                        seen,
+                        merged,
+                        {c.index: cols[id(c)]} if id(c) in cols else {},
+                    )
                 )
 
     def _beside(self, s: SlotState, start: int, end: int) -> list[Observation]:
@@ -721,18 +773,77 @@ def track_footage(
         if progress is not None and frame.index % 150 == 0:
             progress(min(0.99, frame.index / expected))
     p.flush()
+    cancelled = _cancel_pairs(p)
     while done < len(p.raw):
-        events.append(_finish(p, p.raw[done]))
+        if not p.raw[done].dropped:
+            events.append(_finish(p, p.raw[done]))
         done += 1
     if report.frames == 0:
         raise VideoError(f"{footage}: no frame could be decoded ({report.stderr or 'unknown error'})")
     truncated_at: float | None = None
     if (info.frame_count and report.frames < info.frame_count - 1) or report.had_errors:
         truncated_at = round(report.frames / fps, 3)
-    result = _assemble(plan, visit_list, events, p, threshold, truncated_at, report, info)
+    result = _assemble(plan, visit_list, events, p, threshold, truncated_at, report, info, cancelled)
     if progress is not None:
         progress(1.0)
     return result
+
+
+def _cancel_pairs(p: _Pass) -> list[float]:
+    """Drop a pick and a later return of the same position that cancel out; the times of those dropped.
+
+    A shopper standing in front of a slot can make it look emptied and then filled
+    again; when the position's quiet view before the pick and after the return are
+    the same, nothing left the shelf (and a real take-and-put-back nets to nothing).
+    Only when both go to the same shopper, or the returner never took that product
+    (another shopper putting back one they took earlier is left alone).
+    """
+    raw, fps = p.raw, p.fps
+    who: dict[int, str | None] = {}
+
+    def token(ev: _RawEvent) -> str | None:
+        if id(ev) not in who:
+            who[id(ev)] = p.attribute(ev)[0]
+        return who[id(ev)]
+
+    times: list[float] = []
+    for j, r in enumerate(raw):
+        if r.kind != "return" or r.dropped or not r.cols:
+            continue
+        ((i, (_, r_after)),) = r.cols.items()
+        for pk in reversed(raw[:j]):
+            if (
+                pk.dropped
+                or pk.kind != "pick"
+                or pk.slot is not r.slot
+                or pk.sku != r.sku
+                or i not in pk.cols
+                or pk.end > r.start
+            ):
+                continue
+            if (r.start - pk.end) / fps > PAIR_S:
+                break
+            p_before = pk.cols[i][0]
+            if p_before.shape != r_after.shape:
+                break
+            same_view = float(np.abs(p_before - r_after).mean()) < PAIR_SAME * CHANGE_DIFF
+            returner = token(r)
+            held = returner is not None and any(
+                q is not pk and not q.dropped and q.kind == "pick" and q.sku == r.sku and token(q) == returner
+                for q in raw[:j]
+            )
+            if same_view and (token(pk) == returner or not held):
+                r.dropped = True
+                k = next((n for n, c in enumerate(pk.changes) if c.index == i), None)
+                if pk.qty <= 1 or k is None or len(pk.changes) <= 1:
+                    pk.dropped = True
+                else:
+                    pk.qty -= 1
+                    del pk.changes[k]
+                    del pk.cols[i]
+                times.append(pk.start / fps)
+            break
+    return times
 
 
 def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
@@ -769,6 +880,7 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
         foreign=ev.sku != slot_sku,
         init_margin=s.init_margin,
         attributed=token is not None,
+        merged=ev.merged and len(cands) > 1,
     )
     pe = conf.event_probability(feats)
     event = TrackedEvent(
@@ -805,6 +917,7 @@ def _assemble(
     truncated_at: float | None,
     report: DecodeReport,
     info: StreamInfo,
+    cancelled: Sequence[float] = (),
 ) -> TrackResult:
     by_token: dict[str, list[TrackedEvent]] = {v.token: [] for v in visits}
     unattributed: list[TrackedEvent] = []
@@ -814,9 +927,17 @@ def _assemble(
         else:
             by_token[e.token].append(e)
     duration = p.frames / p.fps
+
+    def share(t: float) -> float:
+        """One over the number of visits that could be at the shelf at time t."""
+        return 1.0 / max(1, sum(1 for o in visits if o.entered_at <= t <= o.exited_at))
+
+    murmur_t = [(a + b) / 2 / p.fps for a, b in p.murmurs]
     carts: dict[str, ProposedCart] = {}
     for v in visits:
         evs = by_token[v.token]
+        inside = [t for t in murmur_t if v.entered_at <= t <= v.exited_at]
+        both = {e.slot for e in evs if e.kind == "pick"} & {e.slot for e in evs if e.kind == "return"}
         qty: dict[str, int] = {}
         line_conf: dict[str, float] = {}
         for e in evs:
@@ -841,6 +962,11 @@ def _assemble(
                 if o.token != v.token and o.entered_at < v.exited_at and v.entered_at < o.exited_at
             ),
             doubtful=any(e.kind == "return" and e.match_margin < conf.LOOKALIKE_MARGIN for e in evs),
+            murmurs=sum(share(t) for t in inside),
+            cancelled=sum(share(t) for t in cancelled if v.entered_at <= t <= v.exited_at),
+            pairs=len(both),
+            merged=any(e.evidence is not None and e.evidence.merged for e in evs),
+            dwell=max((e.covered_s for e in evs), default=0.0),
         )
         pc = conf.cart_probability(cf)
         carts[v.token] = ProposedCart(v.token, lines, round(pc, 4), evs, flagged=pc < threshold, evidence=cf)
@@ -851,6 +977,8 @@ def _assemble(
         "analysis_size": [p.aw, p.ah],
         "events": len(events),
         "unattributed": len(unattributed),
+        "cancelled_pairs": len(cancelled),
+        "murmurs": len(p.murmurs),
         "flagged": sum(c.flagged for c in carts.values()),
         "decode_errors": report.stderr[-500:] if report.had_errors else "",
         "expected_frames": info.frame_count,

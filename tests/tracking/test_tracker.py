@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from tracking import track_footage
@@ -204,3 +206,38 @@ def test_the_cli_reports_bad_input_with_status_2(
     (scene / "footage.mp4").write_bytes(b"")
     assert track_main([str(scene), "--out", str(tmp_path / "r.json")]) == 2
     assert "VideoError" in capsys.readouterr().err
+
+
+def _raw(kind: str, start: int, end: int, view_before: float, view_after: float) -> object:
+    from tracking.tracker import _RawEvent
+
+    col = np.full((4, 3, 3), 0.0, np.float32)
+    return _RawEvent(
+        slot=None,  # type: ignore[arg-type]  # only its identity matters here
+        kind=kind,
+        sku="SKU-1",
+        qty=1,
+        start=start,
+        end=end,
+        before_frame=start,
+        after_frame=end,
+        changes=[],
+        clarity=1.0,
+        covered_frames=0,
+        cols={0: (col + view_before, col + view_after)},
+    )
+
+
+def test_a_pick_and_return_that_leave_the_position_as_it_was_cancel_out() -> None:
+    from tracking.tracker import _cancel_pairs
+
+    slot = object()
+    pick = _raw("pick", 10, 20, 100.0, 30.0)
+    back = _raw("return", 40, 50, 30.0, 102.0)  # the view after the return is the view before the pick
+    other = _raw("return", 60, 70, 30.0, 180.0)  # filled with something else: not a cancelling pair
+    for ev in (pick, back, other):
+        ev.slot = slot  # type: ignore[attr-defined]
+    fake = SimpleNamespace(raw=[pick, back, other], fps=15.0, attribute=lambda ev: ("tok", 1.0, ("tok",)))
+    times = _cancel_pairs(fake)  # type: ignore[arg-type]
+    assert [pick.dropped, back.dropped, other.dropped] == [True, True, False]  # type: ignore[attr-defined]
+    assert times == [pytest.approx(10 / 15.0)]
