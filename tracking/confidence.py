@@ -5,8 +5,10 @@ match scores, attribution margin, how long the slot was covered, ...). A cart's
 probability of being exactly right is a second logistic function, of its events'
 probabilities (their summed logs and the weakest), how many events it has, how
 many other shoppers were in the store meanwhile and could have made them, the
-weakest attribution margin, and signs of a missed event (a return of something
-never taken, unattributed events during the visit). Both are fitted on simulator
+weakest attribution margin, and signs of a missed or spurious event (a return
+of something never taken, unattributed events during the visit, slot positions
+that changed a little with no event while it was in, pick/return pairs that
+cancelled out, merged shoppers beside a slot, a slot hidden for long). Both are fitted on simulator
 scenes of every preset whose seeds are kept apart from the benchmark's, and
 stored in calibration.json:
 

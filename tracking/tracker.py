@@ -28,11 +28,16 @@ The pipeline, one pass over the footage:
    visit whose blobs were beside the slot meanwhile: named tracklets count as
    they are, others by their look against each candidate's learned look (the
    gate image's colours when none was learned); the margin is the score gap.
-6. Score each event from its evidence (`tracking.confidence`): count clarity,
-   match scores, attribution margin, how long the slot was covered, and fold the
-   events into lines and a cart confidence (a logistic model of the cart's
-   evidence: events, rivals, overlapping visits, margins), fitted on simulator
-   scenes of every preset.
+6. A pick and a later return of the same facing position (within `PAIR_S`)
+   whose quiet views before the pick and after the return are the same cancel
+   out (a shopper standing in front of the slot), when both go to one shopper or
+   the returner never took that product.
+7. Score each event from its evidence (`tracking.confidence`): count clarity,
+   match scores, attribution margin, how long the slot was covered, merged
+   shoppers beside it, and fold the events into lines and a cart confidence (a
+   logistic model of the cart's evidence: events, rivals, overlapping visits,
+   margins, positions that changed a little with no event while the visit was
+   in, cancelled pairs, dwell), fitted on simulator scenes of every preset.
 
 The tracker reads only the footage, planogram, visits and gate/product images.
 """
