@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.db import IntegrityError
 from django.db import transaction as db
@@ -58,6 +59,7 @@ def _cut_media(txn: Transaction) -> list[str]:
     with local_path(footage.file) as video, tempfile.TemporaryDirectory(prefix="cr-clips-") as tmp:
         spans = cutter.merge_spans(intervals, context=CONTEXT_SECONDS, duration=footage.duration_s)
         made: list[tuple[Clip, list[EvidenceEvent]]] = []
+        redacted_for: dict[int, tuple[Path, float]] = {}
         for n, span in enumerate(spans):
             out = Path(tmp) / f"clip-{n}.mp4"
             poster = Path(tmp) / f"poster-{n}.jpg"
@@ -99,6 +101,8 @@ def _cut_media(txn: Transaction) -> list[str]:
                     clip.redacted_sha256 = sha256_of_path(redacted)
                     save_file(clip.redacted_file, f"{txn.code}-{n}-r.mp4", redacted)
                     shown = redacted
+                    for event in members:
+                        redacted_for[event.pk] = (redacted, clip.media_start or 0.0)
             try:
                 cutter.write_poster(shown, poster, frame_number=0)
                 save_file(clip.poster, f"{txn.code}-{n}.jpg", poster)
@@ -112,18 +116,36 @@ def _cut_media(txn: Transaction) -> list[str]:
             before = event.before_frame if event.before_frame is not None else int(event.t_start * fps) - 1
             after = event.after_frame if event.after_frame is not None else int(event.t_end * fps) + 1
             wanted[event] = (before, after, tuple(int(v) for v in event.before_box))  # type: ignore[misc]
-        try:
-            frames = cutter.read_frames(video, [n for b, a, _ in wanted.values() for n in (b, a)])
-        except cutter.ClipError as exc:
-            problems.append(str(exc))
-            frames = {}
-        for event, (before, after, box) in wanted.items():
+        # In privacy mode the crops come from the redacted clip (a shopper may stand in the
+        # margin around the slot), by the clip's own frame numbers; without one, no crops.
+        sources: dict[Path, list[tuple[EvidenceEvent, int, int]]] = {}
+        for event, (before, after, _box) in wanted.items():
+            if txn.store.privacy_mode:
+                if event.pk not in redacted_for:
+                    continue
+                source, start = redacted_for[event.pk]
+                offset = round(start * fps)
+                sources.setdefault(source, []).append(
+                    (event, max(0, before - offset), max(0, after - offset))
+                )
+            else:
+                sources.setdefault(Path(video), []).append((event, before, after))
+        frames: dict[tuple[Path, int], Any] = {}
+        for source, items in sources.items():
+            try:
+                got = cutter.read_frames(source, [n for _e, b, a in items for n in (b, a)])
+            except cutter.ClipError as exc:
+                problems.append(str(exc))
+                continue
+            frames.update({(source, number): frame for number, frame in got.items()})
+        for source, event, before, after in [(src, *item) for src, its in sources.items() for item in its]:
+            box = wanted[event][2]
             try:
                 for name, number in (("before", before), ("after", after)):
-                    if number not in frames:
+                    if (source, number) not in frames:
                         continue
                     path = Path(tmp) / f"{event.code}-{name}.png"
-                    cutter.write_crop_of(frames[number], path, box=box)
+                    cutter.write_crop_of(frames[(source, number)], path, box=box)
                     save_file(getattr(event, f"{name}_crop"), f"{event.code}-{name}.png", path)
                 event.save(update_fields=["before_crop", "after_crop"])
             except cutter.ClipError as exc:

@@ -52,6 +52,9 @@ def test_footage_becomes_settled_charges_and_review_tasks_with_clips(
             assert txn.review_reasons
             task = ReviewTask.objects.get(transaction=txn)
             assert task.state == "queued" and task.settle_by > txn.visit.exited_at
+            # privacy mode (the default): crops come from the redacted clip, and exist
+            for event in txn.events.exclude(slot=None):
+                assert event.before_crop and event.after_crop
             for clip in Clip.objects.filter(transaction=txn):
                 capture = cv2.VideoCapture(clip.file.path)
                 assert capture.isOpened() and capture.get(cv2.CAP_PROP_FRAME_COUNT) > 10
