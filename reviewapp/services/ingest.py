@@ -128,7 +128,8 @@ def _camera_upsert(*, store: Store, planogram: scene_io.Planogram, scene_dir: Pa
             defaults={"name": item.name, "price": item.price, "currency": item.currency},
         )
         image = scene_dir / item.image
-        if not product.image and image.exists():
+        if image.exists() and _image_changed(product, image):
+            # the catalog changed (a new pack, or another product under this sku): new reference image
             save_file(product.image, f"{item.sku}.png", image)
             product.save(update_fields=["image"])
         products[item.sku] = product
@@ -146,6 +147,16 @@ def _camera_upsert(*, store: Store, planogram: scene_io.Planogram, scene_dir: Pa
             },
         )
     return camera
+
+
+def _image_changed(product: Product, image: Path) -> bool:
+    if not product.image:
+        return True
+    try:
+        with product.image.storage.open(product.image.name, "rb") as held:
+            return held.read() != image.read_bytes()
+    except FileNotFoundError:
+        return True
 
 
 def planogram_of(camera: Camera) -> scene_io.Planogram:
