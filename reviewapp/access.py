@@ -89,6 +89,17 @@ def access_task_for_reviewer(user: Any, task_code: Any) -> Any:
     return task
 
 
+def is_code(value: str) -> bool:
+    """Whether `value` can be a URL code (a UUID); a malformed one matches nothing."""
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def roles_context(request: HttpRequest) -> dict[str, Any]:
     roles = roles_of(request.user)
     return {

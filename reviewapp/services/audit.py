@@ -73,7 +73,7 @@ def chain_hash(prev_hash: str, payload: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{payload}".encode()).hexdigest()
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
@@ -107,9 +107,9 @@ def audit_record(
         object_code=object_code,
         store_id=store.pk if store is not None else (txn.store_id if txn is not None else None),
         transaction=txn,
-        before=_jsonable(before or {}),
-        after=_jsonable(after or {}),
-        data=_jsonable(data or {}),
+        before=jsonable(before or {}),
+        after=jsonable(after or {}),
+        data=jsonable(data or {}),
     )
     event.save()
     return event

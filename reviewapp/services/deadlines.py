@@ -30,12 +30,16 @@ def priority_bump(*, now: datetime | None = None) -> int:
     # receipts: the shopper left at exited_at and should have a receipt within the store's target
     for minutes, floor in RECEIPT_STEPS:
         for store_id, target in Store.objects.values_list("id", "receipt_target_minutes"):
-            changed += ReviewTask.objects.filter(
-                state=TaskState.QUEUED,
-                transaction__store_id=store_id,
-                transaction__visit__exited_at__lte=now - timedelta(minutes=target - minutes),
-                priority__lt=floor,
-            ).exclude(kind=TaskKind.GOLD).update(priority=floor)
+            changed += (
+                ReviewTask.objects.filter(
+                    state=TaskState.QUEUED,
+                    transaction__store_id=store_id,
+                    transaction__visit__exited_at__lte=now - timedelta(minutes=target - minutes),
+                    priority__lt=floor,
+                )
+                .exclude(kind=TaskKind.GOLD)
+                .update(priority=floor)
+            )
     return changed
 
 

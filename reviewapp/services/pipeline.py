@@ -33,7 +33,7 @@ from ..models import (
     Visit,
 )
 from ..states import DomainError, FootageStatus, IllegalTransition, TransactionState, check_transition
-from .audit import SYSTEM, audit_record
+from .audit import SYSTEM, audit_record, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +249,8 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
             progress=1.0,
             processed_at=timezone.now(),
             readable_until_s=result.truncated_at,
-            tracker_stats=_jsonable(stats),
-            tracks=_jsonable(getattr(result, "tracks", {}) or {}),
+            tracker_stats=jsonable(stats),
+            tracks=jsonable(getattr(result, "tracks", {}) or {}),
             error=f"truncated: read up to {result.truncated_at:.1f}s"
             if result.truncated_at is not None
             else "",
@@ -292,12 +292,6 @@ def _record_events(
             before_box=box,
             after_box=box,
         )
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=str))
 
 
 # --------------------------------------------------------------------------- triage

@@ -27,6 +27,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from ..access import is_code
 from ..models import Camera, Footage, Store, StoreApiKey, Transaction, Visit
 from ..services.audit import Actor
 from ..services.disputes import dispute_open
@@ -252,7 +253,7 @@ def disputes(request: HttpRequest, store: Store) -> HttpResponse:
     external_id = field_str(data, "external_id")
     txn = (
         Transaction.objects.filter(store=store, code=code).select_related("visit").first()
-        if _is_uuid(code)
+        if is_code(code)
         else None
     )
     if txn is None:
@@ -266,16 +267,6 @@ def disputes(request: HttpRequest, store: Store) -> HttpResponse:
         {"dispute": str(dispute.code), "status": dispute.status, "created": created},
         status=201 if created else 200,
     )
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 @api_view("GET")

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from .. import selectors
-from ..access import SUPERVISOR, role_required
+from ..access import SUPERVISOR, is_code, role_required
 from ..forms_supervisor import ReassignForm, StorePolicyForm
 from ..models import Charge, ReviewTask, Store
 from ..services.review import task_reassign
@@ -28,9 +28,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     store = None
     if request.GET.get("store"):
         store = (
-            Store.objects.filter(code=request.GET["store"]).first()
-            if _is_uuid(request.GET["store"])
-            else None
+            Store.objects.filter(code=request.GET["store"]).first() if is_code(request.GET["store"]) else None
         )
     data = selectors.dashboard(window_hours=selectors.WINDOWS[window], store=store)
     return render(
@@ -45,16 +43,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "chart": trend_svg(data["trend"]),
         },
     )
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def trend_svg(trend: list[tuple[Any, dict[str, int]]], width: int = 720, height: int = 160) -> dict[str, Any]:
