@@ -7,17 +7,27 @@ review (threshold 1.0, so each is a label), and decides every task with the cart
 the scene's truth.json, as a stand-in for reviewers. Then prints the calibration
 report. Write into a scratch database and broker (VAR_DIR=...): it creates a store,
 users and decisions, and queues clip and settlement tasks that a worker would run.
+
+Each scene is a world of its own, so each gets its own time window (one after the
+other, ending now) and its own camera named after the folder. Ingested at the default
+time (ending now) the scenes' windows overlap, and the tracker of a later scene is
+handed the earlier scenes' shoppers as visits present in the store; on one shared
+camera it also watches slots left over from earlier scenes' planograms. Either makes
+the carts differ from the tracker benchmark's on the same scenes.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction as db
+from django.utils import timezone
 
 from reviewapp.models import Footage, Store, Transaction
 from reviewapp.services import pipeline
@@ -26,6 +36,22 @@ from reviewapp.services.clips import review_task_queue
 from reviewapp.services.ingest import IngestError, scene_ingest
 from reviewapp.services.review import FinalLine, claim_next_task, decision_submit
 from reviewapp.tokens import token_hash
+from tracking.video import VideoError, probe
+
+SCENE_GAP = timedelta(minutes=5)  # between one scene's last frame and the next one's first
+
+
+def scene_as_own_camera(scene: Path, into: Path) -> Path:
+    """The scene as a folder whose planogram names a camera of its own (after the scene's
+    folder); the other files are links to the scene's."""
+    into.mkdir(parents=True)
+    for item in scene.iterdir():
+        if item.name != "planogram.json":
+            (into / item.name).symlink_to(item.resolve())
+    planogram = json.loads((scene / "planogram.json").read_text())
+    planogram["camera"]["name"] = f"{planogram['camera']['name']} {scene.name}"[:100]
+    (into / "planogram.json").write_text(json.dumps(planogram))
+    return into
 
 
 class Command(BaseCommand):
@@ -43,29 +69,45 @@ class Command(BaseCommand):
         reviewer, _ = get_user_model().objects.get_or_create(username="truth-script")
         reviewer.groups.add(Group.objects.get_or_create(name="reviewer")[0])
         truth: dict[str, dict[str, int]] = {}
+        durations: dict[Path, timedelta] = {}
         for scene in options["scenes"]:
             if not (scene / "truth.json").exists():
                 raise CommandError(f"{scene} has no truth.json")
-            for token, cart in json.loads((scene / "truth.json").read_text())["carts"].items():
-                truth[token_hash(token)] = cart
             try:
-                with db.atomic():
-                    result = scene_ingest(
-                        scene_dir=scene,
-                        store_name=options["store"],
-                        actor=Actor(label="truth-script"),
-                        process=False,
-                    )
-                    store = result.store
-                    Store.objects.filter(pk=store.pk).update(
-                        review_threshold=1.0, second_opinion_percent=0, gold_percent=0
-                    )
-                    Footage.objects.filter(pk=result.footage.pk).update(status="queued")
-            except IngestError as exc:
-                self.stderr.write(f"skipped {scene}: {exc}")
-                continue
-            pipeline.footage_track(footage_id=result.footage.pk)
-            self.stdout.write(f"tracked {scene.name}: {len(result.visits)} visits")
+                durations[scene] = timedelta(seconds=probe(scene / "footage.mp4").duration)
+            except VideoError as exc:
+                raise CommandError(f"{scene}: {exc}") from exc
+        # back to back, ending now or before the store's earliest footage (an earlier run's)
+        end = timezone.now()
+        earliest = Footage.objects.filter(store__name=options["store"]).order_by("started_at").first()
+        if earliest is not None:
+            end = min(end, earliest.started_at - SCENE_GAP)
+        started_at = end - sum(durations.values(), SCENE_GAP * len(durations))
+        with tempfile.TemporaryDirectory(prefix="review-scenes-") as scratch:
+            for i, scene in enumerate(options["scenes"]):
+                for token, cart in json.loads((scene / "truth.json").read_text())["carts"].items():
+                    truth[token_hash(token)] = cart
+                try:
+                    with db.atomic():
+                        result = scene_ingest(
+                            scene_dir=scene_as_own_camera(scene, Path(scratch) / f"{i:05d}-{scene.name}"),
+                            store_name=options["store"],
+                            actor=Actor(label="truth-script"),
+                            started_at=started_at,
+                            process=False,
+                        )
+                        store = result.store
+                        Store.objects.filter(pk=store.pk).update(
+                            review_threshold=1.0, second_opinion_percent=0, gold_percent=0
+                        )
+                        Footage.objects.filter(pk=result.footage.pk).update(status="queued")
+                except IngestError as exc:
+                    self.stderr.write(f"skipped {scene}: {exc}")
+                    continue
+                finally:
+                    started_at += durations[scene] + SCENE_GAP
+                pipeline.footage_track(footage_id=result.footage.pk)
+                self.stdout.write(f"tracked {scene.name}: {len(result.visits)} visits")
         # the review tasks, without clips (a media worker would cut them; labels need none)
         for txn in Transaction.objects.filter(
             store__name=options["store"], state="needs_review", tasks__isnull=True
