@@ -436,9 +436,10 @@ class ReviewTask(models.Model):
             ),
         ]
         indexes = [
-            # claim_next_task: queued tasks, highest priority then earliest deadline
+            # claim_next_task: queued tasks, highest priority, earliest deadline, then oldest; the
+            # whole ORDER BY, so LIMIT 1 stops at the first row that passes (migration 0012)
             models.Index(
-                fields=["-priority", "settle_by"], condition=Q(state="queued"), name="task_claim_order"
+                fields=["-priority", "settle_by", "id"], condition=Q(state="queued"), name="task_claim_order"
             ),
             models.Index(fields=["state", "lease_expires_at"], name="task_lease_expiry"),
             # the dashboard's gold accuracy and second-opinion agreement

@@ -65,12 +65,16 @@ def claim_next_task(
 ) -> ReviewTask | None:
     """The reviewer's current task if they hold one, else the next queued one, leased to them.
 
-    Highest priority first, then the earliest deadline; never a task whose id is in
-    `exclude` (those the reviewer just skipped, so a skip does not hand them back). PostgreSQL skips rows other
-    claimers have locked (FOR UPDATE SKIP LOCKED); SQLite serialises writers (the
-    IMMEDIATE transaction mode), so the compare-and-set below never races there.
+    Highest priority first, then the earliest deadline, then the oldest; never a task
+    whose id is in `exclude` (those the reviewer just skipped, so a skip does not hand
+    them back). PostgreSQL skips rows other claimers have locked (FOR UPDATE SKIP
+    LOCKED) and does it all, the held-task check included, in one statement; SQLite
+    serialises writers (the IMMEDIATE transaction mode), so the compare-and-set of the
+    ORM path never races there.
     """
     now = now or timezone.now()
+    if connection.vendor == "postgresql":
+        return _claim_postgres(reviewer=reviewer, now=now, action="task.claimed", exclude=exclude, held=True)
     held = (
         ReviewTask.objects.filter(state=TaskState.ASSIGNED, assignee=reviewer, lease_expires_at__gt=now)
         .select_related("transaction")
@@ -87,7 +91,7 @@ def _claim_queued(
 ) -> ReviewTask | None:
     """Lease the next queued task to `reviewer` (see claim_next_task for the ordering and locking)."""
     if connection.vendor == "postgresql":
-        return _claim_queued_postgres(reviewer=reviewer, now=now, action=action, exclude=exclude)
+        return _claim_postgres(reviewer=reviewer, now=now, action=action, exclude=exclude, held=False)
     claimable = _claimable(reviewer)
     if exclude:
         claimable &= ~Q(pk__in=list(exclude))
@@ -122,18 +126,23 @@ def _claim_queued(
     return None
 
 
-def _claim_queued_postgres(
-    *, reviewer: Any, now: datetime, action: str, exclude: Collection[int] = ()
+_TASK_FIELDS = [field.attname for field in ReviewTask._meta.concrete_fields]
+_TASK_COLUMNS = ", ".join(f'"{field.column}"' for field in ReviewTask._meta.concrete_fields)
+# column names from the model; every value is a bound parameter
+_CLAIM_SQL = f"SELECT {_TASK_COLUMNS} FROM reviewapp_claim_task(%s, %s, %s::bigint[], %s, %s, %s, %s, %s, %s)"  # noqa: S608
+
+
+def _claim_postgres(
+    *, reviewer: Any, now: datetime, action: str, exclude: Collection[int], held: bool
 ) -> ReviewTask | None:
-    """The same claim as the ORM path, in one round trip (the function of migration 0008)."""
+    """The ORM path's claim (and, with `held`, claim_next_task's held-task check) in one
+    statement: the function of migration 0012. Its row becomes the task without another
+    query; the transaction loads only if the caller touches it."""
     from ..access import is_supervisor
 
-    with db.atomic(), connection.cursor() as cursor:
-        # A lease need not survive a database crash (a lost claim returns the task to the
-        # queue and the reviewer's decision is refused), so do not wait for the WAL flush.
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT reviewapp_claim_next(%s, %s, %s::bigint[], %s, %s, %s, %s)",
+            _CLAIM_SQL,
             [
                 reviewer.pk,
                 is_supervisor(reviewer),
@@ -142,12 +151,16 @@ def _claim_queued_postgres(
                 now + LEASE,
                 action,
                 reviewer.get_username(),
+                held,
+                # a claim that is its own transaction does not wait for the WAL flush (see
+                # migration 0012); inside a caller's transaction the caller's durability holds
+                not connection.in_atomic_block,
             ],
         )
-        task_id = cursor.fetchone()[0]
-    if task_id is None:
+        row = cursor.fetchone()
+    if row is None:
         return None
-    return ReviewTask.objects.select_related("transaction").get(pk=task_id)
+    return ReviewTask.from_db(connection.alias, _TASK_FIELDS, row)
 
 
 def on_deck_claim(

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reviewapp.models import Decision, Product, ProposedLine, ReviewTask
+from reviewapp.access import is_supervisor
+from reviewapp.models import AuditEvent, Decision, Product, ProposedLine, ReviewTask
 from reviewapp.services.review import (
     AlreadyDecided,
     FinalLine,
@@ -70,6 +71,49 @@ def test_a_claim_is_a_lease_and_moves_the_transaction_into_review(flagged, revie
     task.transaction.refresh_from_db()
     assert task.transaction.state == "in_review"
     assert claim_next_task(reviewer=reviewer).pk == task.pk  # one task at a time: the same one again
+
+
+def test_on_a_tie_the_older_task_comes_first(flagged, reviewer) -> None:
+    first, second = flagged(), flagged()
+    ReviewTask.objects.filter(pk=second.pk).update(settle_by=first.settle_by)
+    assert claim_next_task(reviewer=reviewer).pk == first.pk
+
+
+def test_a_claim_is_audited_with_its_lease(flagged, reviewer) -> None:
+    flagged()
+    task = claim_next_task(reviewer=reviewer)
+    event = AuditEvent.objects.get(action="task.claimed")
+    assert (event.actor_id, event.actor_label) == (reviewer.pk, reviewer.get_username())
+    assert (event.object_type, event.object_code) == ("reviewtask", str(task.code))
+    assert (event.transaction_id, event.store_id) == (task.transaction_id, task.transaction.store_id)
+    assert "lease_expires_at" in event.after
+    assert claim_next_task(reviewer=reviewer).pk == task.pk
+    assert AuditEvent.objects.filter(action="task.claimed").count() == 1  # the held task: no new claim
+
+
+def test_a_skipped_task_is_not_handed_back(flagged, reviewer) -> None:
+    skipped = flagged(priority=5)
+    other = flagged(priority=0)
+    assert claim_next_task(reviewer=reviewer, exclude=[skipped.pk]).pk == other.pk
+
+
+def test_the_claimed_task_is_returned_as_it_is_stored(flagged, reviewer) -> None:
+    flagged()
+    task = claim_next_task(reviewer=reviewer)
+    stored = ReviewTask.objects.get(pk=task.pk)
+    fields = [f.attname for f in ReviewTask._meta.concrete_fields]
+    assert [getattr(task, f) for f in fields] == [getattr(stored, f) for f in fields]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_claim_is_one_statement(flagged, reviewer, django_assert_num_queries) -> None:
+    flagged()
+    flagged()
+    is_supervisor(reviewer)  # roles are cached on the user, as a logged-in request has them
+    with django_assert_num_queries(1):
+        task = claim_next_task(reviewer=reviewer)  # pick, lease, transaction in review, audit
+    with django_assert_num_queries(1):
+        assert claim_next_task(reviewer=reviewer).pk == task.pk  # the held task
 
 
 def test_two_reviewers_never_get_one_task(flagged, reviewer, other_reviewer) -> None:
