@@ -16,9 +16,9 @@ on or take the same row. What changes is the cost per claim:
   returns the task to the queue and the reviewer's decision is refused). Inside a
   caller's transaction it leaves the caller's durability alone.
 
-The task_claim_order index (migration 0012's companion in models.py) now ends with
-id, the last key of the ORDER BY, so the LIMIT 1 reads the first row that passes
-instead of sorting every task that shares the top priority and deadline.
+The task_claim_order index (ReviewTask.Meta.indexes) now ends with id, the last key
+of the ORDER BY, so the LIMIT 1 reads the first row that passes instead of sorting
+every queued task that shares the top priority and deadline.
 """
 
 import importlib
