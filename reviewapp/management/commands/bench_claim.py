@@ -70,6 +70,7 @@ class ReviewerResult:
     finish_mismatches: int = 0
     client_cpu: float = 0.0
     server_cpu: float | None = None
+    error: str = ""
 
 
 def _reviewer(
@@ -123,21 +124,25 @@ def _reviewer(
             result.finish_mismatches += cursor.rowcount != 1
         return True
 
-    if mode == "burst":
-        for round_no in range((n_claims + n_reviewers - 1) // n_reviewers):
-            barrier.wait()
-            if round_no * n_reviewers + index < n_claims and time.monotonic() < deadline:
-                claim_once()
-    else:
-        while time.monotonic() < deadline:
-            if mode == "paced":
-                time.sleep(rng.uniform(0, 2 * think_ms) / 1000)
-            with budget.get_lock():
-                if budget.value <= 0:
+    try:
+        if mode == "burst":
+            for round_no in range((n_claims + n_reviewers - 1) // n_reviewers):
+                barrier.wait(timeout=120)
+                if round_no * n_reviewers + index < n_claims and time.monotonic() < deadline:
+                    claim_once()
+        else:
+            while time.monotonic() < deadline:
+                if mode == "paced":
+                    time.sleep(rng.uniform(0, 2 * think_ms) / 1000)
+                with budget.get_lock():
+                    if budget.value <= 0:
+                        break
+                    budget.value -= 1
+                if not claim_once():
                     break
-                budget.value -= 1
-            if not claim_once():
-                break
+    except Exception as exc:  # noqa: BLE001 - reported by the parent, which must not wait forever
+        result.error = f"{type(exc).__name__}: {exc}"
+        barrier.abort()  # a reviewer that stops breaks the barrier for the others
     result.client_cpu = time.process_time() - cpu_before
     server_cpu_after = _cpu_seconds_of(backend)
     if server_cpu_before is not None and server_cpu_after is not None:
@@ -279,6 +284,8 @@ class Command(BaseCommand):
             w(
                 f"  a round ({n_reviewers} claims at once) served in full, ms: p50 {r50:.1f}  p99 {r99:.1f}  max {rmax:.1f}"
             )
+        for error in sorted({r.error for r in results if r.error}):
+            w(f"  a reviewer process stopped early: {error}")
         w(f"  double claims: {double}   finish updates that found the task not theirs: {mismatches}")
         client = sum(r.client_cpu for r in results)
         server = [r.server_cpu for r in results]
