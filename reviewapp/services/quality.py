@@ -4,6 +4,7 @@ of the tracker's confidence from human decisions."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -230,6 +231,35 @@ def agreement_overall(*, since: datetime) -> dict[str, Any]:
 # --------------------------------------------------------------------------- calibration
 
 
+THRESHOLD_REASON_PREFIX = "confidence "  # pipeline.triage_reasons: "confidence 0.42 under threshold 0.90"
+AUDIT_SAMPLE_REASON = "random audit sample"
+
+
+def forced_to_review(reasons: list[str], confidence: float | None) -> bool:
+    """Whether triage sends this cart to a human whatever the threshold (no confidence, an
+    ambiguous or unattributed event, over the value limit): any reason but the threshold's
+    own and the audit draw."""
+    if confidence is None:
+        return True
+    return any(r != AUDIT_SAMPLE_REASON and not r.startswith(THRESHOLD_REASON_PREFIX) for r in reasons)
+
+
+def let_through(txn: Transaction) -> bool:
+    """Whether triage let this cart through: auto-approved, or drawn for the random audit
+    sample (which draws only among carts that would have been auto-approved)."""
+    return txn.confidence is not None and (not txn.flagged or txn.review_reasons == [AUDIT_SAMPLE_REASON])
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval for k successes in n trials (95% by default); None if n is 0."""
+    if n == 0:
+        return None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 @dataclass(frozen=True)
 class CalibrationBin:
     low: float
@@ -237,6 +267,16 @@ class CalibrationBin:
     count: int
     mean_confidence: float
     accuracy: float
+
+
+@dataclass(frozen=True)
+class Label:
+    """One human-decided transaction as a label for the tracker."""
+
+    confidence: float
+    right: bool  # the human's final cart equals the tracker's proposal
+    forced: bool  # triage sends it to a human whatever the threshold
+    weight: float  # 1 / the chance it reached a human (the audit draw's share for an audit sample)
 
 
 @dataclass(frozen=True)
@@ -249,97 +289,218 @@ class CalibrationReport:
     recommended_threshold: float | None
     predicted_review_share: float | None
     predicted_error: float | None
+    predicted_error_carts: int  # decided carts the predicted error rests on
     current_threshold: float
     current_review_share: float | None
     current_error: float | None
+    current_error_carts: int
+    triaged: int  # transactions the review shares are computed over
 
 
-def labelled_decisions(*, store: Store) -> list[tuple[float, bool]]:
-    """(tracker confidence, tracker was exactly right) for each human-decided transaction of the store.
+def labelled_decisions(*, store: Store) -> list[Label]:
+    """A label for each human-decided transaction of the store: the tracker's confidence and
+    whether its proposal was exactly right.
 
-    The human's answer is the last non-escalating decision on a primary, second-opinion
-    or escalation task (a gold check is not a fresh label)."""
-    rows: dict[int, tuple[float, bool]] = {}
+    The human's answer is the last non-escalating decision on a primary, second-opinion or
+    escalation task (a gold check is not a fresh label; a dispute is raised only over carts
+    a shopper found wrong, so it would bias the labels). A transaction that reached a human
+    only through the random audit draw stands for 100/audit-percent carts like it (at the
+    store's current audit percent)."""
+    rows: dict[int, Label] = {}
     decisions = (
         Decision.objects.filter(transaction__store=store, transaction__confidence__isnull=False)
         .exclude(outcome=DecisionOutcome.ESCALATED)
-        .exclude(task__kind=TaskKind.GOLD)
+        .exclude(task__kind__in=[TaskKind.GOLD, TaskKind.DISPUTE])
         .select_related("transaction")
         .order_by("created_at")
     )
+    audit_weight = 100 / store.audit_sample_percent if store.audit_sample_percent > 0 else 1.0
     proposals: dict[int, dict[str, int]] = {}
     for decision in decisions:
         txn = decision.transaction
         if txn.pk not in proposals:
             proposals[txn.pk] = proposal_cart(txn)
-        rows[txn.pk] = (float(txn.confidence or 0.0), cart_of(decision.lines) == proposals[txn.pk])
+        reasons = list(txn.review_reasons or [])
+        rows[txn.pk] = Label(
+            confidence=float(txn.confidence or 0.0),
+            right=cart_of(decision.lines) == proposals[txn.pk],
+            forced=forced_to_review(reasons, txn.confidence),
+            weight=audit_weight if reasons == [AUDIT_SAMPLE_REASON] else 1.0,
+        )
     return list(rows.values())
 
 
-def _error_and_share(
-    samples: list[tuple[float, bool]], threshold: float
-) -> tuple[float | None, float | None]:
-    if not samples:
-        return None, None
-    auto = [right for conf, right in samples if conf >= threshold]
-    review_share = 1 - len(auto) / len(samples)
-    error = (1 - sum(auto) / len(auto)) if auto else None
-    return error, review_share
+def _triaged(store: Store) -> list[tuple[float | None, bool]]:
+    """(confidence, forced to review) of every triaged transaction of the store."""
+    rows = Transaction.objects.filter(store=store, triaged_at__isnull=False).values_list(
+        "confidence", "review_reasons"
+    )
+    return [(conf, forced_to_review(list(reasons or []), conf)) for conf, reasons in rows.iterator()]
+
+
+def _predicted_share(
+    population: list[tuple[float | None, bool]], threshold: float, audit_percent: float
+) -> float | None:
+    """The share of these transactions that triage would send to a human at this threshold."""
+    if not population:
+        return None
+    passed = sum(1 for conf, forced in population if not forced and conf is not None and conf >= threshold)
+    return 1 - passed * (1 - audit_percent / 100) / len(population)
+
+
+def _predicted_error(labels: list[Label], threshold: float) -> tuple[float | None, int]:
+    """The weighted share of wrong carts among the labelled ones this threshold lets through, and
+    how many labelled carts that rests on."""
+    through = [label for label in labels if not label.forced and label.confidence >= threshold]
+    total = sum(label.weight for label in through)
+    if not through or total <= 0:
+        return None, 0
+    return sum(label.weight for label in through if not label.right) / total, len(through)
 
 
 def calibration_report(
     *, store: Store, target_error: float = 0.005, bins: int = 10, min_auto: int = 20
 ) -> CalibrationReport:
-    samples = labelled_decisions(store=store)
+    """The reliability curve and calibration error over the decided carts, and the lowest
+    threshold whose predicted error among the carts it lets through meets the target, resting
+    on at least `min_auto` decided carts.
+
+    The prediction follows triage: a cart reaches a human if it is under the threshold, is
+    forced there (no confidence, ambiguous or unattributed event, value limit) or is drawn
+    for the audit sample. The review share is predicted over every triaged transaction of the
+    store (their confidence is known, decided or not); the error only from decided ones."""
+    labels = labelled_decisions(store=store)
+    population = _triaged(store)
+    audit = store.audit_sample_percent
     table = []
     ece = 0.0
     for b in range(bins):
         low, high = b / bins, (b + 1) / bins
-        inside = [(c, r) for c, r in samples if low <= c < high or (b == bins - 1 and c == 1.0)]
+        inside = [x for x in labels if low <= x.confidence < high or (b == bins - 1 and x.confidence == 1.0)]
         if inside:
-            mean_conf = sum(c for c, _ in inside) / len(inside)
-            accuracy = sum(r for _, r in inside) / len(inside)
-            ece += len(inside) / len(samples) * abs(accuracy - mean_conf)
+            mean_conf = sum(x.confidence for x in inside) / len(inside)
+            accuracy = sum(x.right for x in inside) / len(inside)
+            ece += len(inside) / len(labels) * abs(accuracy - mean_conf)
             table.append(CalibrationBin(low, high, len(inside), mean_conf, accuracy))
     recommended = predicted_error = predicted_share = None
-    for threshold in sorted({round(c, 4) for c, _ in samples}):
-        error, share = _error_and_share(samples, threshold)
-        auto_n = sum(1 for c, _ in samples if c >= threshold)
-        if error is not None and error <= target_error and auto_n >= min_auto:
-            recommended, predicted_error, predicted_share = threshold, error, share
+    predicted_n = 0
+    # candidates rounded down, so the cart a threshold is taken from stays at or above it
+    for threshold in sorted({math.floor(x.confidence * 10_000) / 10_000 for x in labels if not x.forced}):
+        error, n = _predicted_error(labels, threshold)
+        if error is not None and error <= target_error and n >= min_auto:
+            recommended, predicted_error, predicted_n = threshold, error, n
+            predicted_share = _predicted_share(population, threshold, audit)
             break
-    current_error, current_share = _error_and_share(samples, store.review_threshold)
+    current_error, current_n = _predicted_error(labels, store.review_threshold)
     return CalibrationReport(
         store=store,
-        decided=len(samples),
+        decided=len(labels),
         bins=table,
-        ece=ece if samples else None,
+        ece=ece if labels else None,
         target_error=target_error,
         recommended_threshold=recommended,
         predicted_review_share=predicted_share,
         predicted_error=predicted_error,
+        predicted_error_carts=predicted_n,
         current_threshold=store.review_threshold,
-        current_review_share=current_share,
+        current_review_share=_predicted_share(population, store.review_threshold, audit),
         current_error=current_error,
+        current_error_carts=current_n,
+        triaged=len(population),
     )
 
 
-def measured_outcome(*, store: Store, since: datetime) -> dict[str, float | None]:
-    """After a threshold change: the review share and the error among auto-approved carts, as
-    measured on transactions triaged since then whose true cart a human confirmed (audit sample,
-    gold or reviews)."""
-    txns = Transaction.objects.filter(store=store, triaged_at__gte=since)
-    total = txns.count()
-    flagged = txns.filter(flagged=True).count()
-    return {"transactions": total, "review_share": flagged / total if total else None}
+def calibration_apply(*, report: CalibrationReport, actor: Any) -> dict[str, Any]:
+    """Set the store's review threshold to the report's recommendation (audited, with the
+    figures behind it). Returns what changed; raises DomainError if nothing was recommended."""
+    from .stores import store_policy_update
+
+    if report.recommended_threshold is None:
+        raise DomainError("no threshold meets that target on the decisions so far")
+    return store_policy_update(
+        store=report.store,
+        changes={"review_threshold": report.recommended_threshold},
+        actor=actor,
+        reason=f"calibration report: target error {report.target_error:.3%}, predicted review share "
+        f"{report.predicted_review_share or 0:.1%} and error {report.predicted_error or 0:.3%} "
+        f"on {report.predicted_error_carts} of {report.decided} decided carts",
+    )
+
+
+@dataclass(frozen=True)
+class MeasuredOutcome:
+    """What triage did to transactions triaged since a time, and how right the carts it let
+    through were, where their true cart is known."""
+
+    transactions: int
+    flagged: int
+    review_share: float | None
+    let_through: int  # auto-approved, or drawn for the audit sample
+    known: int  # of those, how many have a known true cart: what the error rests on
+    wrong: int
+    error: float | None  # wrong / known
+    error_interval: tuple[float, float] | None  # 95% Wilson interval
+
+
+def known_cart(txn: Transaction) -> dict[str, int] | None:
+    """The true cart of a transaction, where one is known: its active gold answer (a
+    supervisor's, or the simulator's truth for a simulated scene), else the last human
+    decision that was not an escalation, a gold check or a dispute."""
+    gold = GoldAnswer.objects.filter(transaction=txn, active=True).first()
+    if gold is not None:
+        return cart_of(gold.lines)
+    decision = (
+        Decision.objects.filter(transaction=txn)
+        .exclude(outcome=DecisionOutcome.ESCALATED)
+        .exclude(task__kind__in=[TaskKind.GOLD, TaskKind.DISPUTE])
+        .order_by("-created_at")
+        .first()
+    )
+    return cart_of(decision.lines) if decision is not None else None
+
+
+def measured_outcome(*, store: Store, since: datetime) -> MeasuredOutcome:
+    """After a threshold change: the review share of transactions triaged since then, and the
+    error among the carts the threshold let through whose true cart is known (the random audit
+    sample's decisions, gold answers, or a simulator's truth recorded as gold).
+
+    An auto-approved cart no one looked at has no known cart and is left out of the error:
+    `known` says how many carts the error rests on, `error_interval` how far it can be off."""
+    txns = list(
+        Transaction.objects.filter(store=store, triaged_at__gte=since).only(
+            "pk", "confidence", "review_reasons", "flagged"
+        )
+    )
+    flagged = sum(1 for txn in txns if txn.flagged)
+    through = [txn for txn in txns if let_through(txn)]
+    known = wrong = 0
+    for txn in through:
+        cart = known_cart(txn)
+        if cart is None:
+            continue
+        known += 1
+        wrong += cart != proposal_cart(txn)
+    return MeasuredOutcome(
+        transactions=len(txns),
+        flagged=flagged,
+        review_share=flagged / len(txns) if txns else None,
+        let_through=len(through),
+        known=known,
+        wrong=wrong,
+        error=wrong / known if known else None,
+        error_interval=wilson_interval(wrong, known),
+    )
 
 
 __all__ = [
     "agreement_overall",
+    "calibration_apply",
     "calibration_report",
     "cohen_kappa",
     "gold_mark",
     "gold_top_up",
+    "labelled_decisions",
+    "measured_outcome",
     "reviewer_quality",
     "second_opinion_queue",
     "second_opinion_reason",

@@ -151,7 +151,7 @@ def store_policy(request: HttpRequest, code: Any) -> HttpResponse:
 @role_required(SUPERVISOR)
 def calibration(request: HttpRequest, code: Any) -> HttpResponse:
     """The tracker's reliability from human decisions, and the threshold that meets a target error."""
-    from ..services.quality import calibration_report
+    from ..services.quality import calibration_apply, calibration_report
 
     store = get_object_or_404(Store, code=code)
     try:
@@ -164,14 +164,8 @@ def calibration(request: HttpRequest, code: Any) -> HttpResponse:
         if report.recommended_threshold is None:
             messages.error(request, "No threshold meets that target on the decisions so far.")
         else:
-            store_policy_update(
-                store=store,
-                changes={"review_threshold": report.recommended_threshold},
-                actor=request.user,
-                reason=f"calibration report: target error {target:.3%}, predicted review share "
-                f"{report.predicted_review_share:.1%} on {report.decided} decided carts",
-            )
-            messages.success(request, f"Review threshold set to {report.recommended_threshold:.3f}.")
+            calibration_apply(report=report, actor=request.user)
+            messages.success(request, f"Review threshold set to {report.recommended_threshold:.4f}.")
         return redirect(f"{reverse('supervisor:calibration', args=[store.code])}?target_error={target}")
     return render(
         request, "reviewapp/supervisor_calibration.html", {"store": store, "report": report, "target": target}

@@ -147,9 +147,51 @@ def test_the_calibration_report_recommends_the_lowest_threshold_meeting_the_targ
     assert report.recommended_threshold is not None and report.recommended_threshold <= 0.9
     assert report.predicted_error == 0.0
     # the prediction is what the samples say at that threshold
-    samples = quality.labelled_decisions(store=store)
-    auto = [r for c, r in samples if c >= report.recommended_threshold]
-    assert report.predicted_review_share == pytest.approx(1 - len(auto) / len(samples))
+    labels = quality.labelled_decisions(store=store)
+    auto = [x for x in labels if x.confidence >= report.recommended_threshold]
+    assert report.predicted_error_carts == len(auto) and report.triaged == 100
+    # every cart under the threshold goes to a human, and the audit draw of the rest
+    audit = store.audit_sample_percent / 100
+    assert report.predicted_review_share == pytest.approx(1 - len(auto) * (1 - audit) / len(labels))
+
+
+def test_the_measured_outcome_counts_the_error_only_over_carts_whose_true_cart_is_known(
+    store, make_transaction, products, supervisor
+) -> None:
+    since = timezone.now() - timedelta(seconds=1)
+
+    def txn(reasons, confidence=0.95, lines=(("A", 1),)):
+        t = make_transaction(
+            "needs_review" if reasons else "auto_approved",
+            confidence=confidence,
+            flagged=bool(reasons),
+            review_reasons=reasons,
+            triaged_at=timezone.now(),
+        )
+        for sku, qty in lines:
+            ProposedLine.objects.create(
+                transaction=t, product=products[sku], qty=qty, unit_price=1, confidence=confidence
+            )
+        return t
+
+    unknown = [txn([]) for _ in range(3)]  # auto-approved, no one looked
+    right_gold, wrong_gold = txn([]), txn([])
+    quality.gold_mark(txn=right_gold, actor=supervisor, lines=[{"sku": "A", "qty": 1}])
+    quality.gold_mark(txn=wrong_gold, actor=supervisor, lines=[{"sku": "B", "qty": 1}])
+    audited = txn(["random audit sample"])
+    ReviewTask.objects.create(transaction=audited, settle_by=timezone.now() + timedelta(hours=1))
+    decide(make_user("aud", "reviewer"), lines=[FinalLine("A", 2, "wrong_quantity")])
+    txn(["confidence 0.40 under threshold 0.90"], confidence=0.4)
+    txn(["confidence 0.40 under threshold 0.90", "ambiguous event"], confidence=0.4)
+
+    out = quality.measured_outcome(store=store, since=since)
+    assert (out.transactions, out.flagged) == (8, 3) and out.review_share == pytest.approx(3 / 8)
+    # let through: 3 unknown + 2 gold + the audit draw; the error rests on the 3 whose cart is known
+    assert (out.let_through, out.known, out.wrong) == (6, 3, 2) and out.error == pytest.approx(2 / 3)
+    low, high = out.error_interval
+    assert low < 2 / 3 < high
+    assert all(t.pk for t in unknown)
+    assert quality.measured_outcome(store=store, since=timezone.now()).review_share is None
 
 
 @pytest.fixture
