@@ -459,6 +459,20 @@ def known_cart(txn: Transaction) -> dict[str, int] | None:
     return cart_of(decision.lines) if decision is not None else None
 
 
+def threshold_changed_at(*, store: Store) -> datetime | None:
+    """When the store's review threshold was last changed (from the audit log), or None."""
+    from ..models import AuditEvent
+
+    event = (
+        AuditEvent.objects.filter(
+            store=store, action="store.policy_changed", after__has_key="review_threshold"
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    return event.created_at if event is not None else None
+
+
 def measured_outcome(*, store: Store, since: datetime) -> MeasuredOutcome:
     """After a threshold change: the review share of transactions triaged since then, and the
     error among the carts the threshold let through whose true cart is known (the random audit

@@ -151,7 +151,12 @@ def store_policy(request: HttpRequest, code: Any) -> HttpResponse:
 @role_required(SUPERVISOR)
 def calibration(request: HttpRequest, code: Any) -> HttpResponse:
     """The tracker's reliability from human decisions, and the threshold that meets a target error."""
-    from ..services.quality import calibration_apply, calibration_report
+    from ..services.quality import (
+        calibration_apply,
+        calibration_report,
+        measured_outcome,
+        threshold_changed_at,
+    )
 
     store = get_object_or_404(Store, code=code)
     try:
@@ -167,8 +172,12 @@ def calibration(request: HttpRequest, code: Any) -> HttpResponse:
             calibration_apply(report=report, actor=request.user)
             messages.success(request, f"Review threshold set to {report.recommended_threshold:.4f}.")
         return redirect(f"{reverse('supervisor:calibration', args=[store.code])}?target_error={target}")
+    changed_at = threshold_changed_at(store=store)
+    measured = measured_outcome(store=store, since=changed_at) if changed_at else None
     return render(
-        request, "reviewapp/supervisor_calibration.html", {"store": store, "report": report, "target": target}
+        request,
+        "reviewapp/supervisor_calibration.html",
+        {"store": store, "report": report, "target": target, "changed_at": changed_at, "measured": measured},
     )
 
 

@@ -290,6 +290,8 @@ def test_the_calibration_page_applies_the_recommendation_with_an_audit(
     store.refresh_from_db()
     assert store.review_threshold == pytest.approx(0.7)
     assert AuditEvent.objects.filter(action="store.policy_changed", after__review_threshold=0.7).exists()
+    # the page then measures what the change did, on transactions triaged since
+    assert b"Since the threshold was set" in client.get(url).content
 
 
 def test_the_dashboard_shows_gold_accuracy(client, supervisor, store, flagged, reviewer) -> None:
