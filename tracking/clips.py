@@ -162,7 +162,11 @@ def write_poster(
     source: str | Path, target: str | Path, *, frame_number: int = 0, max_width: int = 960
 ) -> Path:
     """A JPEG still shown before the clip plays."""
-    frame = read_frame(source, frame_number)
+    return write_poster_of(read_frame(source, frame_number), target, max_width=max_width)
+
+
+def write_poster_of(frame: NDArray[np.uint8], target: str | Path, *, max_width: int = 960) -> Path:
+    """As write_poster, from a frame already in memory."""
     if frame.shape[1] > max_width:
         scale = max_width / frame.shape[1]
         frame = np.asarray(

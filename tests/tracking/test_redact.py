@@ -96,7 +96,7 @@ def crop(frame: NDArray[np.uint8], rect: tuple[int, int, int, int]) -> NDArray[n
 @pytest.fixture(scope="module")
 def real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, RedactReport]:
     out = tmp_path_factory.mktemp("real") / "carphone-redacted.mp4"
-    report = redact_video(carphone(), out, keep=[KEEP])
+    report = redact_video(carphone(), out, keep=[KEEP], grab={0, 60, 1000})
     return carphone(), out, report
 
 
@@ -138,6 +138,19 @@ def test_kept_regions_stay_sharp_and_faces_do_not(real: tuple[Path, Path, Redact
         cv2.Laplacian(cv2.cvtColor(crop(f, FACE), cv2.COLOR_BGR2GRAY), cv2.CV_64F).var() for f in pairs[0]
     ]
     assert sharpness[1] < sharpness[0] / 10
+
+
+def test_it_hands_back_the_redacted_frames_asked_for(real: tuple[Path, Path, RedactReport]) -> None:
+    source, redacted, report = real
+    before, after = frames_of(source), frames_of(redacted)
+    assert set(report.grabbed) == {0, 60, 1000}
+    for number, shown in ((0, 0), (60, 60), (1000, len(after) - 1)):  # past the end: the last frame
+        grabbed = report.grabbed[number]
+        assert grabbed.shape == after[shown].shape
+        assert mad(grabbed, after[shown]) < 7  # the frame that was encoded, before the encoder's loss
+        assert mad(crop(grabbed, FACE), crop(before[shown], FACE)) > 3 * mad(
+            crop(grabbed, KEEP), crop(before[shown], KEEP)
+        )
 
 
 def test_kept_pixels_leave_the_redactor_unchanged() -> None:
