@@ -290,6 +290,7 @@ class CalibrationReport:
     predicted_review_share: float | None
     predicted_error: float | None
     predicted_error_carts: int  # decided carts the predicted error rests on
+    predicted_error_upper: float | None  # 95% Wilson upper bound on those carts (unweighted)
     current_threshold: float
     current_review_share: float | None
     current_error: float | None
@@ -358,6 +359,11 @@ def _predicted_error(labels: list[Label], threshold: float) -> tuple[float | Non
     return sum(label.weight for label in through if not label.right) / total, len(through)
 
 
+def _upper_bound(error: float | None, n: int) -> float | None:
+    interval = wilson_interval(round((error or 0.0) * n), n) if error is not None else None
+    return interval[1] if interval else None
+
+
 def calibration_report(
     *, store: Store, target_error: float = 0.005, bins: int = 10, min_auto: int = 20
 ) -> CalibrationReport:
@@ -402,6 +408,7 @@ def calibration_report(
         predicted_review_share=predicted_share,
         predicted_error=predicted_error,
         predicted_error_carts=predicted_n,
+        predicted_error_upper=_upper_bound(predicted_error, predicted_n),
         current_threshold=store.review_threshold,
         current_review_share=_predicted_share(population, store.review_threshold, audit),
         current_error=current_error,

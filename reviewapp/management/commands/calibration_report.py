@@ -53,7 +53,7 @@ class Command(BaseCommand):
         out.write(
             f"recommended threshold {report.recommended_threshold:.4f} for a {report.target_error:.2%} target: "
             f"review share {report.predicted_review_share:.1%}, error {report.predicted_error:.2%} "
-            f"(on {report.predicted_error_carts} decided carts)"
+            f"(on {report.predicted_error_carts} decided carts; 95% upper bound {report.predicted_error_upper:.1%})"
         )
         if options["apply"]:
             calibration_apply(report=report, actor=Actor(label="command:calibration_report"))
