@@ -226,3 +226,90 @@ class Signature:
         if len(self.samples) < 3:
             return None
         return np.asarray(np.median(np.vstack(self.samples), axis=0), np.float64)
+
+
+SPLIT_SWITCH = 0.6  # look distance a cut between two shoppers must save, across the columns, to be made
+SPLIT_MIN_PIXELS = 4  # changed pixels a column needs in a body band to say something about its colour
+
+
+def _column_looks(fg: U8, bgr: U8, x0: int, x1: int, y0: int, y1: int) -> tuple[F32, NDArray[np.bool_]]:
+    """Each column's look (upper-body and leg colour, as `desc_vector`) and whether it has one."""
+    full = max(y1 - y0, int(fg.shape[0] * 0.8))
+    parts = []
+    ok = np.ones(x1 - x0, bool)
+    for a, b in ((0.2, 0.42), (0.6, 0.85)):
+        r0, r1 = y0 + int(full * a), min(fg.shape[0], y0 + int(full * b))
+        m = fg[r0:r1, x0:x1].astype(np.float32)
+        pix = bgr[r0:r1, x0:x1].astype(np.float32) * m[:, :, None]
+        # a little of each neighbouring column: stripes and checks are not cut apart
+        s = cv2.blur(pix.sum(axis=0)[None], (5, 1))[0]
+        n = cv2.blur(m.sum(axis=0)[None, :, None].repeat(3, axis=2), (5, 1))[0][:, 0]
+        ok &= n >= SPLIT_MIN_PIXELS
+        col = s / np.maximum(n, 1e-6)[:, None]
+        tot = col.sum(axis=1, keepdims=True) + 1e-6
+        bright = np.sqrt(tot / 3.0) / 16.0
+        parts.append(col / tot * 3 * bright)
+    return np.hstack(parts).astype(np.float32), ok
+
+
+def split_blob(blob: Blob, fg: U8, bgr: U8, looks: list[NDArray[np.float64]], min_width: int) -> list[Blob]:
+    """A blob wider than one shopper, cut where its columns change from one shopper's look to another's.
+
+    Each column is labelled with the closest of `looks` (the shoppers who may be in
+    it), a cut costing `SPLIT_SWITCH`; runs narrower than `min_width` join a
+    neighbour. One run left: the blob as it was.
+    """
+    if len(looks) < 2 or blob.x1 - blob.x0 < 2 * min_width:
+        return [blob]
+    cols, ok = _column_looks(fg, bgr, blob.x0, blob.x1, blob.y0, blob.y1)
+    up, lo = cols[:, None, :3], cols[:, None, 3:]
+    lk = np.asarray(looks, np.float32)
+    cost = np.sqrt(((up - lk[None, :, :3]) ** 2).sum(axis=2)) + 0.7 * np.sqrt(
+        ((lo - lk[None, :, 3:]) ** 2).sum(axis=2)
+    )
+    cost[~ok] = 0.0
+    # the cheapest labelling with a price per cut (Viterbi)
+    n, k = cost.shape
+    back = np.zeros((n, k), np.int32)
+    acc = cost[0].copy()
+    for c in range(1, n):
+        stay = acc
+        j = int(np.argmin(acc))
+        move = acc[j] + SPLIT_SWITCH
+        back[c] = np.where(stay <= move, np.arange(k), j)
+        acc = np.minimum(stay, move) + cost[c]
+    labels = np.empty(n, np.int32)
+    labels[-1] = int(np.argmin(acc))
+    for c in range(n - 1, 0, -1):
+        labels[c - 1] = back[c, labels[c]]
+    runs: list[list[int]] = []  # [start, end, label]
+    for c in range(n):
+        if runs and runs[-1][2] == labels[c]:
+            runs[-1][1] = c + 1
+        else:
+            runs.append([c, c + 1, int(labels[c])])
+    while len(runs) > 1:
+        narrow = min(range(len(runs)), key=lambda i: runs[i][1] - runs[i][0])
+        if runs[narrow][1] - runs[narrow][0] >= min_width:
+            break
+        into = narrow - 1 if narrow > 0 else 1
+        lo_i, hi_i = min(narrow, into), max(narrow, into)
+        runs[lo_i] = [runs[lo_i][0], runs[hi_i][1], runs[into][2]]
+        del runs[hi_i]
+        # neighbours that now share a label are one run
+        merged: list[list[int]] = []
+        for r in runs:
+            if merged and merged[-1][2] == r[2]:
+                merged[-1][1] = r[1]
+            else:
+                merged.append(r)
+        runs = merged
+    if len(runs) == 1:
+        return [blob]
+    out = []
+    for a, b, _ in runs:
+        x0, x1 = blob.x0 + a, blob.x0 + b
+        out.append(
+            Blob(blob.frame, x0, x1, blob.y0, blob.y1, _blob_descriptor(fg, bgr, x0, x1, blob.y0, blob.y1))
+        )
+    return out

@@ -19,15 +19,19 @@ The pipeline, one pass over the footage:
    image (a foreign item, or a look-alike, shows up as a weak or close match).
 5. Every third frame, find shopper blobs (columns of changed pixels), describe
    each by its upper-body and leg colour, and follow them as tracklets (a blob
-   continues a tracklet while it overlaps it one-to-one). A tracklet is named
-   after a visit when only one visit can be in view (each shopper is in view
-   only inside their visit, a little after the gate and before leaving), when it
-   walks in at the frame's edge while one visit is entering, or when its look
-   matches one visit's look learned so (and no other), or all learned looks but
-   one newcomer's are far. Once the footage is read, each event goes to the
-   visit whose blobs were beside the slot meanwhile: named tracklets count as
-   they are, others by their look against each candidate's learned look (the
-   gate image's colours when none was learned); the margin is the score gap.
+   continues a tracklet while it overlaps it one-to-one). A blob wider than one
+   shopper, while several visits are in, is cut where its columns' colours turn
+   from one visit's look to another's (`people.split_blob`): a shopper half
+   hidden behind another still shows as a sliver of their own. A tracklet is
+   named after a visit when only one visit can be in view (each shopper is in
+   view only inside their visit, a little after the gate and before leaving),
+   when it walks in at the frame's edge while one visit is entering, or when the
+   cheapest one-to-one assignment of the unknown tracklets to the visits not yet
+   in view, by look (learned in this camera, else the gate image's), names it
+   and every other naming of it costs clearly more. Once the footage is read,
+   each event goes to the visit whose blobs were beside the slot meanwhile:
+   named tracklets count as they are, others by their look against each
+   candidate's look; the margin is the score gap.
 6. A pick and a later return of the same facing position (within `PAIR_S`)
    whose quiet views before the pick and after the return are the same cancel
    out (a shopper standing in front of the slot), when both go to one shopper or
@@ -66,6 +70,7 @@ from tracking.people import (
     desc_vector,
     find_blobs,
     gate_descriptor,
+    split_blob,
     vector_distance,
 )
 from tracking.scene import Planogram, VisitInfo
@@ -100,10 +105,18 @@ EXIT_LEAD_S = 0.5
 ENTRY_WALK_S = 8.0  # after entering, a shopper first shows at the frame's edge within this
 EXIT_WALK_S = 6.0
 APPEARANCE_SCALE = 0.08  # descriptor distance over which a match's weight falls by e
-SAME_LOOK = 0.15  # descriptor distance under which a blob is taken to be a visit's shopper
-OTHER_LOOK = 0.35  # ... provided every other visit's learned look is at least this far
+NAME_MARGIN = 0.25  # a tracklet is named when any other naming of it costs this much more look distance
+PLAUSIBLE_LOOK = 0.45  # ... and its own look is at most this far from the visit's
+LAST_LOOK = 0.8  # the one tracklet left for the one visit left: unless it looks nothing like them
+MAX_ASSIGN = 5  # tracklets and visits weighed at once (the rest wait for the next frame)
+NOBODY_COST = 0.5  # the look distance a tracklet is charged for being no candidate (an arm, a fragment)
 WIDE_BLOB = 1.5  # a blob this many times a shopper's usual width holds more than one
 NARROW_BLOB = 0.6  # ... and one this narrow is an arm or part of one
+SPLIT_MERGED = True  # cut blobs wider than SPLIT_WIDE shoppers apart by the shoppers' looks
+SPLIT_WIDE = 1.0
+SPLIT_NARROW = (
+    0.3  # ... into parts at least this wide (a shopper mostly hidden behind another shows a sliver)
+)
 HELD_SWAP_MARGIN = 0.12
 MURMUR_DIFF = (
     0.55  # share of CHANGE_DIFF: a settled position this changed, with no event, may hide a missed one
@@ -562,6 +575,19 @@ class _Pass:
         blobs = find_blobs(index, fg, bgr_small, (int(h * 0.5), int(h * 0.88)), max(6, w // 50))
         t = index / self.fps
         present = [v for v in self.visits if v.present(t)]
+        if SPLIT_MERGED and len(self.single_widths) >= 5 and len(present) >= 2:
+            # a blob wider than one shopper: cut it where the columns' look changes from one to another
+            usual = float(np.median(self.single_widths))
+            looks = [lk for lk in (self._look(v) for v in present) if lk is not None]
+            blobs = [
+                part
+                for b in blobs
+                for part in (
+                    split_blob(b, fg, bgr_small, looks, max(3, int(SPLIT_NARROW * usual)))
+                    if b.x1 - b.x0 > SPLIT_WIDE * usual
+                    else [b]
+                )
+            ]
         tokens = {v.info.token for v in present}
         recent = [tr for tr in self.live if index - tr.last <= 2 * PEOPLE_EVERY]
         pad = 3
@@ -586,11 +612,11 @@ class _Pass:
                     entering = [v for v in present if t <= v.info.entered_at + ENTRY_WALK_S]
                     leaving = [v for v in present if t >= v.info.exited_at - EXIT_WALK_S]
                     if len(entering) == 1 and not leaving:
-                        tr.token = entering[0].info.token
+                        self._name(index, tr, entering[0].info.token, "edge")
             if tr.token is not None and tr.token not in tokens:
                 tr.token = None
-            if len(present) == 1:
-                tr.token = present[0].info.token
+            if len(present) == 1 and tr.token != present[0].info.token:
+                self._name(index, tr, present[0].info.token, "alone")
             bw = b.x1 - b.x0
             whole = b.x0 > 1 and b.x1 < w - 1  # not cut by the frame's edge
             if whole:
@@ -619,6 +645,10 @@ class _Pass:
         self._identify(live, present)
         self.blobs.append(seen)
 
+    def _name(self, index: int, tr: Tracklet, token: str, how: str) -> None:
+        """Say who a tracklet is (`how`: the rule that named it, for debugging)."""
+        tr.token = token
+
     def _single(self, width: float) -> bool:
         """Is a blob this wide one shopper (not two merged, not an arm or a fragment)?"""
         if len(self.single_widths) < 5:
@@ -627,50 +657,54 @@ class _Pass:
         return NARROW_BLOB * usual <= width <= WIDE_BLOB * usual
 
     def _identify(self, live: list[Tracklet], present: list[_Visit]) -> None:
-        """Name the tracklets of unknown identity that only one visit can be.
+        """Name the tracklets of unknown identity whose visit the looks leave in no doubt.
 
-        A visit whose shopper is already another tracklet in view is not a candidate;
-        among the rest, a tracklet is named when it looks like one visit's learned
-        look and unlike every other's, or when all learned looks are far and one
-        candidate has none yet (the newcomer).
+        The candidates are the visits present whose shopper is not already another
+        tracklet in view. Each unknown tracklet is costed against each candidate by
+        look (the visit's learned look, else its gate image's), and the cheapest
+        one-to-one assignment is found (a tracklet may also be no candidate: an arm,
+        a fragment). A tracklet is named after its visit in that assignment when
+        every assignment that names it otherwise costs at least `NAME_MARGIN` more,
+        and the look itself is plausible.
         """
-        pending = [tr for tr in live if tr.token is None and tr.n >= 3 and self._single(tr.width)]
-        while pending:
-            claimed = {tr.token for tr in live if tr.token is not None}
-            cands = [v for v in present if v.info.token not in claimed]
-            named: Tracklet | None = None
-            for tr in pending:
-                vec = tr.mean
-                if vec is None or not cands:
-                    continue
-                if len(cands) == 1:
-                    named, token = tr, cands[0].info.token
-                    break
-                learned = [(v, v.signature.vector()) for v in cands]
-                dists = sorted(
-                    (vector_distance(vec, sig), v.info.token) for v, sig in learned if sig is not None
-                )
-                unknown = [v for v, sig in learned if sig is None]
-                if (
-                    dists
-                    and dists[0][0] < SAME_LOOK
-                    and all(d >= OTHER_LOOK for d, _ in dists[1:])
-                    and not unknown
-                ):
-                    named, token = tr, dists[0][1]
-                    break
-                if dists and dists[0][0] < SAME_LOOK * 0.6 and all(d >= OTHER_LOOK for d, _ in dists[1:]):
-                    named, token = tr, dists[0][1]
-                    break
-                if len(unknown) == 1 and all(d >= OTHER_LOOK for d, _ in dists):
-                    named, token = tr, unknown[0].info.token
-                    break
-            if named is None:
-                return
-            named.token = token
-            assert named.mean is not None
-            self.by_token[token].signature.add_vector(named.mean)
-            pending.remove(named)
+        pending = [
+            tr
+            for tr in live
+            if tr.token is None and tr.n >= 3 and tr.mean is not None and self._single(tr.width)
+        ]
+        if not pending:
+            return
+        claimed = {tr.token for tr in live if tr.token is not None}
+        cands = [v for v in present if v.info.token not in claimed]
+        if not cands:
+            return
+        pending = sorted(pending, key=lambda tr: -tr.n)[:MAX_ASSIGN]
+        cands = cands[:MAX_ASSIGN]
+        cost = np.array([[self._distance(tr.mean, v)[1] for v in cands] for tr in pending])  # type: ignore[arg-type]
+        if len(cands) == 1 and len(pending) == 1:
+            if cost[0, 0] <= LAST_LOOK:
+                self._name_after(pending[0], cands[0], "last-candidate")
+            return
+        best, alternatives = _assignments(cost, NOBODY_COST)
+        for i, j in enumerate(best[1]):
+            if j < 0 or cost[i, j] > PLAUSIBLE_LOOK:
+                continue
+            other = min((c for c, a in alternatives if a[i] != j), default=math.inf)
+            if other - best[0] >= NAME_MARGIN:
+                self._name_after(pending[i], cands[j], "assignment")
+
+    def _name_after(self, tr: Tracklet, v: _Visit, how: str) -> None:
+        self._name(tr.last, tr, v.info.token, how)
+        assert tr.mean is not None
+        v.signature.add_vector(tr.mean)
+
+    @staticmethod
+    def _look(v: _Visit) -> NDArray[np.float64] | None:
+        """A visit's look: learned in the shelf camera, else from its gate image."""
+        sig = v.signature.vector()
+        if sig is not None:
+            return sig
+        return desc_vector(v.desc) if v.desc is not None else None
 
     def _distance(self, vec: NDArray[np.float64], v: _Visit) -> tuple[_Visit, float]:
         """How far a shelf-camera description is from a visit: its learned look, else its gate image."""
@@ -715,6 +749,28 @@ class _Pass:
         best, second = float(scores[order[0]]), float(scores[order[1]])
         margin = (best - second) / total
         return names[0], margin, names
+
+
+def _assignments(
+    cost: NDArray[np.float64], nobody: float
+) -> tuple[tuple[float, tuple[int, ...]], list[tuple[float, tuple[int, ...]]]]:
+    """Every one-to-one assignment of rows (tracklets) to columns (visits) or to nobody (-1), with its
+    cost; the cheapest first. A handful of each at most, so all are enumerated."""
+    rows, cols = cost.shape
+    out: list[tuple[float, tuple[int, ...]]] = []
+
+    def walk(i: int, used: frozenset[int], acc: float, picks: tuple[int, ...]) -> None:
+        if i == rows:
+            out.append((acc, picks))
+            return
+        walk(i + 1, used, acc + nobody, picks + (-1,))
+        for j in range(cols):
+            if j not in used:
+                walk(i + 1, used | {j}, acc + float(cost[i, j]), picks + (j,))
+
+    walk(0, frozenset(), 0.0, ())
+    out.sort(key=lambda a: a[0])
+    return out[0], out[1:]
 
 
 def _clarity(min_changed: float, max_unchanged: float) -> float:
