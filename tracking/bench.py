@@ -5,14 +5,14 @@
     python -m tracking.bench --memory              # peak memory on 1- and 10-minute footage
 
 Renders each scene once into the cache (var/bench-scenes by default), runs the
-tracker and compares with truth.json (only here and in tracking.confidence's
+tracker and compares with truth.json (only here and in tracking.calibrate's
 fitting are the answers read). Speed is measured on one core: the process, and
 the ffmpeg it starts, are pinned to CPU 0. "Bare decode" is the tracker's own
 ffmpeg pipe (same scaling, same pixel format) with nothing done to the frames;
 OpenCV's read() of full-size BGR frames is printed beside it.
 
 The standard suite's seeds are fixed here and are disjoint from the fitting
-seeds in tracking.confidence (100001 and up).
+seeds in tracking.calibrate (100001 and up).
 """
 
 from __future__ import annotations

@@ -10,20 +10,16 @@ of something never taken, unattributed events during the visit, slot positions
 that changed a little with no event while it was in, pick/return pairs that
 cancelled out, merged shoppers beside a slot, a slot hidden for long). Both are fitted on simulator
 scenes of every preset whose seeds are kept apart from the benchmark's, and
-stored in calibration.json:
-
-    python -m tracking.confidence --fit            # renders (or reuses) the scenes, refits, writes the file
-
-The tracker never sees the answers; only this fitting script and the benchmark do.
+stored in calibration.json, which `python -m tracking.calibrate --fit` writes
+(the tracker never sees the answers; only that fitting script and the benchmark do).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,13 +33,6 @@ AMBIGUOUS_MARGIN = 0.35  # attribution margin under which an event with rival sh
 LOOKALIKE_MARGIN = 0.05  # correlation margin under which an item put back may be its look-alike
 DOUBT_CAP = 0.5  # an ambiguous or look-alike event is worth no more than this
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-
-# seeds used for fitting; the benchmark's standard suite uses 1..999
-FIT_SEEDS: dict[str, list[int]] = {
-    "easy": list(range(100001, 100031)),
-    "mixed": list(range(100001, 100025)),
-    "hard": list(range(100001, 100009)),
-}
 
 FEATURES = (
     "bias",
@@ -162,7 +151,7 @@ CART_FEATURES = (
 _DEFAULT_WEIGHTS = [1.5, 1.5, 1.0, 2.0, 3.0, -0.5, -0.8, -1.5, -0.5, -0.8, 1.0, -3.0, -1.0]
 
 
-_OVERRIDE: dict[str, Any] | None = None  # set only while fitting
+_OVERRIDE: dict[str, Any] | None = None  # set only while fitting (`using`)
 
 
 @lru_cache(maxsize=1)
@@ -179,6 +168,22 @@ def _from_file() -> dict[str, Any]:
 
 def _params() -> dict[str, Any]:
     return _OVERRIDE if _OVERRIDE is not None else _from_file()
+
+
+@contextmanager
+def using(params: dict[str, Any]) -> Iterator[None]:
+    """Score with these parameters instead of calibration.json's (while fitting them)."""
+    global _OVERRIDE
+    saved, _OVERRIDE = _OVERRIDE, params
+    try:
+        yield
+    finally:
+        _OVERRIDE = saved
+
+
+def reload() -> None:
+    """Read calibration.json again (after a fit wrote it)."""
+    _from_file.cache_clear()
 
 
 def _sigmoid(z: float) -> float:
@@ -231,119 +236,3 @@ def cart_probability(f: CartFeatures) -> float:
     if f.doubtful:
         p = min(p, DOUBT_CAP)
     return p
-
-
-# -- fitting (only here and in the benchmark are the answers read) -------------------
-
-
-def fit_logistic(
-    x: NDArray[np.float64], y: NDArray[np.float64], l2: float = 1.0, iters: int = 50
-) -> NDArray[np.float64]:
-    """L2-regularised logistic regression by Newton's method (the bias is not penalised)."""
-    w = np.zeros(x.shape[1])
-    reg = np.full(x.shape[1], l2)
-    reg[0] = 1e-6
-    for _ in range(iters):
-        z = np.clip(x @ w, -30, 30)
-        p = 1 / (1 + np.exp(-z))
-        g = x.T @ (p - y) + reg * w
-        h = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg)
-        step = np.linalg.solve(h, g)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
-
-
-def fit_isotonic(x: Sequence[float], y: Sequence[float]) -> tuple[list[float], list[float]]:
-    """Pool-adjacent-violators: a non-decreasing step curve of y on x, as interpolation knots."""
-    order = np.argsort(np.asarray(x, np.float64), kind="stable")
-    xs = np.asarray(x, np.float64)[order]
-    ys = np.asarray(y, np.float64)[order]
-    blocks: list[list[float]] = []  # [sum_y, count, x_min, x_max]
-    for xi, yi in zip(xs, ys, strict=True):
-        blocks.append([float(yi), 1.0, float(xi), float(xi)])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
-            b = blocks.pop()
-            blocks[-1][0] += b[0]
-            blocks[-1][1] += b[1]
-            blocks[-1][3] = b[3]
-    kx: list[float] = []
-    ky: list[float] = []
-    for s, n, lo, hi in blocks:
-        # shrink small blocks toward the overall mean a little: a step seen in a few carts is noisy
-        v = (s + 0.5) / (n + 1.0)
-        kx += [lo, hi]
-        ky += [v, v]
-    return kx, ky
-
-
-def _fit(cache: Path, presets: list[str]) -> dict[str, Any]:
-    global _OVERRIDE
-    from tracking.bench import ensure_scene, match_events, run_scene  # the answers live there
-
-    rows_x: list[NDArray[np.float64]] = []
-    rows_y: list[float] = []
-    scenes = []
-    for preset in presets:
-        for seed in FIT_SEEDS[preset]:
-            d = ensure_scene(cache, preset, seed, 1280, 720)
-            result, truth, _ = run_scene(d)
-            scenes.append((result, truth))
-            for e, ok in match_events(result, truth):
-                if e.evidence is not None:
-                    rows_x.append(e.evidence.vector())
-                    rows_y.append(1.0 if ok else 0.0)
-            print(f"{d.name}: {len(result.carts)} carts", file=sys.stderr)
-    w = fit_logistic(np.vstack(rows_x), np.asarray(rows_y))
-    params: dict[str, Any] = {
-        "event_weights": [round(float(v), 4) for v in w],
-        "empty_cart": 1.0,
-        "cart_curve": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
-    }
-    # the cart model: features with the refitted event probabilities, against whether the cart was exactly right
-    _OVERRIDE = params
-    try:
-        cx: list[NDArray[np.float64]] = []
-        exact: list[float] = []
-        for result, truth in scenes:
-            for token, cart in result.carts.items():
-                if cart.evidence is None or not cart.evidence.seen:
-                    continue
-                probs = [event_probability(e.evidence) for e in cart.events if e.evidence is not None]
-                cx.append(cart.evidence.vector(probs))
-                got = {ln.sku: ln.qty for ln in cart.lines}
-                exact.append(1.0 if got == truth.carts.get(token, {}) else 0.0)
-        wc = fit_logistic(np.vstack(cx), np.asarray(exact), l2=0.5)
-    finally:
-        _OVERRIDE = None
-    params["cart_weights"] = [round(float(v), 4) for v in wc]
-    params.pop("cart_curve", None)
-    params["fitted_on"] = {p: FIT_SEEDS[p] for p in presets}
-    params["events"] = len(rows_y)
-    params["carts"] = len(exact)
-    return params
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tracking.confidence", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--fit", action="store_true", help="refit on the fitting scenes and write calibration.json"
-    )
-    parser.add_argument("--cache", type=Path, default=Path("var/bench-scenes"), help="scene cache folder")
-    parser.add_argument("--presets", default="easy,mixed,hard")
-    args = parser.parse_args(argv)
-    if not args.fit:
-        parser.print_help()
-        return 0
-    params = _fit(args.cache, args.presets.split(","))
-    CALIBRATION_FILE.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _from_file.cache_clear()
-    print(f"wrote {CALIBRATION_FILE}: {params['events']} events, {params['carts']} carts", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

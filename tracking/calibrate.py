@@ -1,0 +1,116 @@
+"""Fit the tracker's confidence models (`tracking.confidence`) on simulator scenes.
+
+    python -m tracking.calibrate --fit     # renders (or reuses) the fitting scenes, refits, writes calibration.json
+
+The fitting scenes' seeds are kept apart from the benchmark's (`tracking.bench`
+uses 1..999). Only this script and the benchmark read the answers (truth.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tracking import confidence as conf
+from tracking.bench import ensure_scene, match_events, run_scene
+
+# seeds used for fitting; the benchmark's standard suite uses 1..999
+FIT_SEEDS: dict[str, list[int]] = {
+    "easy": list(range(100001, 100031)),
+    "mixed": list(range(100001, 100025)),
+    "hard": list(range(100001, 100009)),
+}
+
+
+def fit_logistic(
+    x: NDArray[np.float64], y: NDArray[np.float64], l2: float = 1.0, iters: int = 50
+) -> NDArray[np.float64]:
+    """L2-regularised logistic regression by Newton's method (the bias is not penalised)."""
+    w = np.zeros(x.shape[1])
+    reg = np.full(x.shape[1], l2)
+    reg[0] = 1e-6
+    for _ in range(iters):
+        z = np.clip(x @ w, -30, 30)
+        p = 1 / (1 + np.exp(-z))
+        g = x.T @ (p - y) + reg * w
+        h = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg)
+        step = np.linalg.solve(h, g)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def fit(cache: Path, presets: list[str]) -> dict[str, Any]:
+    """Render (or reuse) the fitting scenes, track them, and fit both models against their answers."""
+    rows_x: list[NDArray[np.float64]] = []
+    rows_y: list[float] = []
+    scenes = []
+    for preset in presets:
+        for seed in FIT_SEEDS[preset]:
+            d = ensure_scene(cache, preset, seed, 1280, 720)
+            result, truth, _ = run_scene(d)
+            scenes.append((result, truth))
+            for e, ok in match_events(result, truth):
+                if e.evidence is not None:
+                    rows_x.append(e.evidence.vector())
+                    rows_y.append(1.0 if ok else 0.0)
+            print(f"{d.name}: {len(result.carts)} carts", file=sys.stderr)
+    w = fit_logistic(np.vstack(rows_x), np.asarray(rows_y))
+    params: dict[str, Any] = {
+        "event_weights": [round(float(v), 4) for v in w],
+        "empty_cart": 1.0,
+        "cart_curve": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
+    }
+    # the cart model: features with the refitted event probabilities, against whether the cart was exactly right
+    with conf.using(params):
+        cx: list[NDArray[np.float64]] = []
+        exact: list[float] = []
+        for result, truth in scenes:
+            for token, cart in result.carts.items():
+                if cart.evidence is None or not cart.evidence.seen:
+                    continue
+                probs = [conf.event_probability(e.evidence) for e in cart.events if e.evidence is not None]
+                cx.append(cart.evidence.vector(probs))
+                got = {ln.sku: ln.qty for ln in cart.lines}
+                exact.append(1.0 if got == truth.carts.get(token, {}) else 0.0)
+        wc = fit_logistic(np.vstack(cx), np.asarray(exact), l2=0.5)
+    params["cart_weights"] = [round(float(v), 4) for v in wc]
+    params.pop("cart_curve", None)
+    params["fitted_on"] = {p: FIT_SEEDS[p] for p in presets}
+    params["events"] = len(rows_y)
+    params["carts"] = len(exact)
+    return params
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tracking.calibrate", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--fit", action="store_true", help="refit on the fitting scenes and write calibration.json"
+    )
+    parser.add_argument("--cache", type=Path, default=Path("var/bench-scenes"), help="scene cache folder")
+    parser.add_argument("--presets", default="easy,mixed,hard")
+    args = parser.parse_args(argv)
+    if not args.fit:
+        parser.print_help()
+        return 0
+    params = fit(args.cache, args.presets.split(","))
+    conf.CALIBRATION_FILE.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    conf.reload()
+    print(
+        f"wrote {conf.CALIBRATION_FILE}: {params['events']} events, {params['carts']} carts", file=sys.stderr
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
