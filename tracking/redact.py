@@ -9,8 +9,10 @@ How a clip is redacted, one pass, memory flat in its length:
    side at most DETECT_SIDE) on every n-th frame (about five a second) and also on any
    frame whose picture moved a lot since the last detection.
 3. Frames between two detections wait (at most n-1 of them) and get the boxes of both
-   detections; a face the detector stops seeing is held, growing, for about half a
-   second. Each face box is padded by FACE_PAD of its size on every side.
+   detections, and each face seen in both moved along between them (a face crossing the
+   frame between two detections is covered in between, not only at its ends); a face the
+   detector stops seeing is held, growing, for about half a second. Each face box is
+   padded by FACE_PAD of its size on every side.
 4. Every shopper track (the tracker's ``tracks``: per token [frame, x, y, w, h]
    samples, interpolated between samples) adds the top HEAD_AND_TORSO of its box,
    padded, so a shopper seen from behind or missed by the detector is still covered.
@@ -62,6 +64,7 @@ HEAD_AND_TORSO = 0.45  # the top share of a shopper's box that is blurred
 TRACK_PAD = 0.15
 TRACK_GAP_S = 3.0  # interpolate between track samples at most this far apart
 TRACK_HOLD_S = 0.5  # and hold a track's first and last box this long
+MATCH_WIDTHS = 3.0  # a face in the next detection at most this many box widths away is the same face
 CELLS = 6  # a blurred box is reduced to about this many cells across its shorter side
 # cheaper than plain veryfast: one reference, diamond search, no trellis (about 25% less encoder
 # time at the same size), then no B-frames and no inter sub-partitions (another 15-40% less, for
@@ -285,6 +288,26 @@ def _small_bgr(frame: U8, width: int, height: int, size: tuple[int, int]) -> U8:
     return np.asarray(cv2.cvtColor(small.reshape(sh * 3 // 2, sw), cv2.COLOR_YUV2BGR_I420))
 
 
+def _between(before: list[Span], after: list[Span], u: float) -> list[Span]:
+    """Face spans for a frame a share `u` of the way from one detection to the next: both
+    detections' spans, and for each face seen in both (the nearest within a few box widths),
+    its span moved that share of the way, so a face that crossed the gap is covered all along."""
+    out = before + after
+    for a in before:
+        ax, ay, aw = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2, a[2] - a[0]
+        near = [
+            (math.hypot((b[0] + b[2]) / 2 - ax, (b[1] + b[3]) / 2 - ay), b)
+            for b in after
+            if math.hypot((b[0] + b[2]) / 2 - ax, (b[1] + b[3]) / 2 - ay)
+            <= MATCH_WIDTHS * max(aw, b[2] - b[0])
+        ]
+        if near:
+            b = min(near)[1]
+            x0, y0, x1, y1 = (p + (q - p) * u for p, q in zip(a, b, strict=True))
+            out.append((math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)))
+    return out
+
+
 class _Faces:
     """Face spans at detection frames, with faces the detector lost held for a while."""
 
@@ -480,14 +503,15 @@ def redact_video(
                     continue
                 spans = faces.detect(frame)
                 for j, waiting in pending:
-                    emit(waiting, j, last_spans + spans)
+                    emit(waiting, j, _between(last_spans, spans, (j - last_index) / (index - last_index)))
                 pending.clear()
                 emit(frame, index, spans)
                 last_spans, last_grey, last_index = spans, grey, index
             if pending:  # the clip ended between detections: look once more at its last frame
+                end = pending[-1][0]
                 spans = faces.detect(pending[-1][1])
                 for j, waiting in pending:
-                    emit(waiting, j, last_spans + spans)
+                    emit(waiting, j, _between(last_spans, spans, (j - last_index) / max(1, end - last_index)))
             enc_in.close()
             dec_code, enc_code = dec.wait(), enc.wait()
             if dec_code != 0 or frames == 0:

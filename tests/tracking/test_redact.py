@@ -25,6 +25,7 @@ from tracking.redact import (
     RedactError,
     RedactReport,
     TrackBoxes,
+    _between,
     load_tracks,
     main,
     redact_frame,
@@ -151,6 +152,14 @@ def test_it_hands_back_the_redacted_frames_asked_for(real: tuple[Path, Path, Red
         assert mad(crop(grabbed, FACE), crop(before[shown], FACE)) > 3 * mad(
             crop(grabbed, KEEP), crop(before[shown], KEEP)
         )
+
+
+def test_a_face_that_moved_between_two_detections_is_covered_along_the_way() -> None:
+    left, right = (0, 0, 40, 40), (120, 0, 160, 40)  # three box widths apart: the same face, moving
+    spans = _between([left], [right], 0.5)
+    assert left in spans and right in spans and (60, 0, 100, 40) in spans
+    far = (900, 0, 940, 40)  # another face, not this one moved
+    assert sorted(_between([left], [far], 0.5)) == sorted([left, far])
 
 
 def test_kept_pixels_leave_the_redactor_unchanged() -> None:
