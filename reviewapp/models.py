@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from tracking.confidence import DEFAULT_THRESHOLD
+
 from .states import ChargeState, DomainError, FootageStatus, TaskState, TransactionState
 
 
@@ -41,6 +43,12 @@ class DeadlineRule(models.TextChoices):
     VOID = "void", "Void the transaction"
 
 
+def default_review_threshold() -> float:
+    """The tracker's own default: the lowest threshold its calibration expects to keep auto-approved
+    carts wrong at most 0.5% of the time (tracking.calibrate)."""
+    return DEFAULT_THRESHOLD
+
+
 class Store(models.Model):
     code = CodeField()
     name = models.CharField(max_length=100, unique=True)
@@ -50,7 +58,7 @@ class Store(models.Model):
 
     # triage policy
     review_threshold = models.FloatField(
-        default=0.9, help_text="Carts with a confidence under this go to a human."
+        default=default_review_threshold, help_text="Carts with a confidence under this go to a human."
     )
     review_limit_amount = models.PositiveIntegerField(
         default=10_000, help_text="Carts worth more than this (minor units) always go to a human."

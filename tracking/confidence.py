@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-DEFAULT_THRESHOLD = 0.9  # a cart at or above this probability of being exactly right is auto-approved
 AMBIGUOUS_MARGIN = 0.35  # attribution margin under which an event with rival shoppers is ambiguous
 LOOKALIKE_MARGIN = 0.05  # correlation margin under which an item put back may be its look-alike
 DOUBT_CAP = 0.5  # an ambiguous or look-alike event is worth no more than this
@@ -48,6 +47,7 @@ FEATURES = (
     "init_margin",
     "unattributed",
     "merged",
+    "named",
 )
 
 
@@ -65,6 +65,7 @@ class EventFeatures:
     init_margin: float
     attributed: bool
     merged: bool = False  # a blob of more than one shopper was beside the slot, and others could have done it
+    named: float = 1.0  # share of the attribution evidence from shoppers known by name, not only by look
 
     def vector(self) -> NDArray[np.float64]:
         rivals = max(0, self.candidates - 1)
@@ -83,6 +84,7 @@ class EventFeatures:
                 min(1.0, self.init_margin),
                 float(not self.attributed),
                 float(self.merged),
+                self.named,
             ]
         )
 
@@ -105,6 +107,9 @@ class CartFeatures:
     pairs: int = 0  # slots the cart both picked from and returned to
     merged: bool = False  # one of its events had merged shoppers beside the slot
     dwell: float = 0.0  # longest time one of its events' slots was hidden
+    min_named: float = (
+        1.0  # least share of attribution evidence from named shoppers, among events with rivals
+    )
 
     def vector(self, event_probs: Sequence[float] | None = None) -> NDArray[np.float64]:
         probs = self.event_probs if event_probs is None else event_probs
@@ -125,6 +130,7 @@ class CartFeatures:
                 min(3.0, float(self.pairs)),
                 float(self.merged),
                 min(5.0, self.dwell),
+                self.min_named,
             ]
         )
 
@@ -144,6 +150,7 @@ CART_FEATURES = (
     "pairs",
     "merged",
     "dwell",
+    "min_named",
 )
 
 
@@ -164,6 +171,11 @@ def _from_file() -> dict[str, Any]:
         "empty_cart": 0.97,
         "cart_curve": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
     }
+
+
+# a cart at or above this probability of being exactly right is auto-approved: the lowest at which the
+# fit expects at most 0.5% of auto-approved carts to be wrong (tracking.calibrate.choose_threshold)
+DEFAULT_THRESHOLD = float(_from_file().get("threshold", 0.9))
 
 
 def _params() -> dict[str, Any]:

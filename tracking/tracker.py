@@ -716,7 +716,9 @@ class _Pass:
         return v, 1.0
 
     # -- attribution, once the whole footage has been seen (each visit's look learned)
-    def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...]]:
+    def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...], float]:
+        """Whose event this was: the visit, the margin over the runner-up, the candidates (best first),
+        and the share of the evidence that came from shoppers known by name (not only by look)."""
         t0 = ev.start / self.fps
         t1 = ev.end / self.fps
         cands = [
@@ -725,15 +727,17 @@ class _Pass:
             if v.info.entered_at + ENTER_DELAY_S - 0.5 <= t1 and t0 <= v.info.exited_at - EXIT_LEAD_S + 0.5
         ]
         if not cands:
-            return None, 0.0, ()
+            return None, 0.0, (), 0.0
         if len(cands) == 1:
-            return cands[0].info.token, 1.0, (cands[0].info.token,)
+            return cands[0].info.token, 1.0, (cands[0].info.token,), 1.0
         index = {v.info.token: i for i, v in enumerate(cands)}
         scores = np.zeros(len(cands))
+        named = 0.0
         for wt, tr, desc in ev.seen:
             if tr.token is not None:
                 if tr.token in index:
                     scores[index[tr.token]] += wt
+                    named += wt
                 continue  # someone known, and not a candidate
             vec = tr.mean if tr.n >= 3 else (desc_vector(desc) if desc is not None else tr.mean)
             if vec is None:
@@ -745,10 +749,10 @@ class _Pass:
         total = float(scores.sum())
         names = tuple(cands[int(i)].info.token for i in order)
         if total <= 0:
-            return None, 0.0, names
+            return None, 0.0, names, 0.0
         best, second = float(scores[order[0]]), float(scores[order[1]])
         margin = (best - second) / total
-        return names[0], margin, names
+        return names[0], margin, names, named / total
 
 
 def _assignments(
@@ -908,7 +912,7 @@ def _cancel_pairs(p: _Pass) -> list[float]:
 
 
 def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
-    token, margin, cands = p.attribute(ev)
+    token, margin, cands, named = p.attribute(ev)
     c0 = ev.changes[0]
     if ev.kind == "return" and token is not None and c0.runner_up_sku is not None:
         # a shopper can only put back what they hold: between two close looks, the one they took
@@ -942,6 +946,7 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
         init_margin=s.init_margin,
         attributed=token is not None,
         merged=ev.merged and len(cands) > 1,
+        named=named if len(cands) > 1 else 1.0,
     )
     pe = conf.event_probability(feats)
     event = TrackedEvent(
@@ -1028,6 +1033,10 @@ def _assemble(
             pairs=len(both),
             merged=any(e.evidence is not None and e.evidence.merged for e in evs),
             dwell=max((e.covered_s for e in evs), default=0.0),
+            min_named=min(
+                (e.evidence.named for e in evs if e.evidence is not None and len(e.candidates) > 1),
+                default=1.0,
+            ),
         )
         pc = conf.cart_probability(cf)
         carts[v.token] = ProposedCart(v.token, lines, round(pc, 4), evs, flagged=pc < threshold, evidence=cf)
