@@ -50,8 +50,7 @@ bench: $(STAMP)
 	VAR_DIR=$(BENCH_VAR) DATABASE_URL= CELERY_BROKER_URL= $(PY) manage.py bench_pipeline
 	@if psql "$(BENCH_DB)" -c "select 1" >/dev/null 2>&1 || psql "$(dir $(BENCH_DB))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DB))" >/dev/null 2>&1; then \
 		DATABASE_URL=$(BENCH_DB) $(PY) manage.py migrate -v0 && \
-		DATABASE_URL=$(BENCH_DB) $(PY) manage.py bench_claim --reviewers 32 --claims 10000 && \
-		DATABASE_URL=$(BENCH_DB) $(PY) manage.py bench_claim --reviewers 32 --claims 10000 --think-ms 250; \
+		DATABASE_URL=$(BENCH_DB) $(PY) manage.py bench_claim --reviewers 32 --claims 10000 --mode all; \
 	else echo "claim benchmark skipped: no PostgreSQL at $(BENCH_DB) (set BENCH_DB)"; fi
 
 clean:
