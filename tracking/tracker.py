@@ -350,6 +350,7 @@ class _Pass:
         self.pending: list[list[PositionChange]] = []
         # each change's facing-position view before and after, by id of the change
         self.change_cols: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
+        self.netted: list[int] = []  # frames where a slot's pick and return of one product netted out
         self.murmurs: list[tuple[int, int]] = []  # (start, end) frames of settled near-changes with no event
         self.cols = self.tops = self.bottoms = np.zeros((0, 4), np.int32)
         self._active: NDArray[np.bool_] | None = None
@@ -508,6 +509,19 @@ class _Pass:
         for c in changes:
             if c.before is not None:
                 picks.setdefault(c.before, []).append(c)
+        # a product gone from one position and the same product now in another, in one settling of
+        # the slot: moved along the shelf (or taken and put back at once), nothing left it
+        returns: list[PositionChange] = []
+        for c in changes:
+            if c.after is None:
+                continue
+            same = [q for q in picks.get(c.after, []) if q is not c]
+            if same:
+                picks[c.after].remove(same[-1])
+                self.netted.append(start)
+            else:
+                returns.append(c)
+        picks = {sku: cs for sku, cs in picks.items() if cs}
         seen = self._beside(s, start, end)
         usual = float(np.median(self.single_widths)) if len(self.single_widths) >= 5 else None
         merged = usual is not None and any(not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _ in seen)
@@ -531,7 +545,7 @@ class _Pass:
                     {c.index: cols[id(c)] for c in cs if id(c) in cols},
                 )
             )
-        for c in changes:
+        for c in returns:
             if c.after is not None:
                 self.raw.append(
                     _RawEvent(
@@ -838,7 +852,7 @@ def track_footage(
         if progress is not None and frame.index % 150 == 0:
             progress(min(0.99, frame.index / expected))
     p.flush()
-    cancelled = _cancel_pairs(p)
+    cancelled = _cancel_pairs(p) + [f / p.fps for f in p.netted]
     while done < len(p.raw):
         if not p.raw[done].dropped:
             events.append(_finish(p, p.raw[done]))
