@@ -1,0 +1,67 @@
+"""Shopper blobs: cutting a blob of two shoppers apart by their looks, and naming tracklets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracking.people import Blob, Descriptor, _blob_descriptor, desc_vector, split_blob
+from tracking.tracker import _assignments
+
+RED = (40, 40, 200)  # BGR
+BLUE = (200, 60, 40)
+GREY_LEGS = (90, 90, 90)
+DARK_LEGS = (40, 30, 30)
+
+
+def _frame(
+    parts: list[tuple[int, int, tuple[int, int, int], tuple[int, int, int]]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 90x160 foreground mask and picture with shoppers standing side by side (x0, x1, shirt, legs)."""
+    fg = np.zeros((90, 160), np.uint8)
+    bgr = np.full((90, 160, 3), 180, np.uint8)
+    for x0, x1, shirt, legs in parts:
+        fg[10:90, x0:x1] = 1
+        bgr[10:50, x0:x1] = shirt
+        bgr[50:90, x0:x1] = legs
+    return fg, bgr
+
+
+def _look(shirt: tuple[int, int, int], legs: tuple[int, int, int]) -> np.ndarray:
+    fg, bgr = _frame([(0, 30, shirt, legs)])
+    d = _blob_descriptor(fg, bgr, 0, 30, 10, 90)
+    assert isinstance(d, Descriptor)
+    return desc_vector(d)
+
+
+def test_a_blob_of_two_shoppers_is_cut_where_their_looks_meet() -> None:
+    fg, bgr = _frame([(20, 60, RED, GREY_LEGS), (60, 110, BLUE, DARK_LEGS)])
+    blob = Blob(0, 20, 110, 10, 90, None)
+    parts = split_blob(blob, fg, bgr, [_look(RED, GREY_LEGS), _look(BLUE, DARK_LEGS)], min_width=8)
+    assert len(parts) == 2
+    assert (parts[0].x0, parts[1].x1) == (20, 110) and parts[0].x1 == parts[1].x0
+    assert abs(parts[0].x1 - 60) <= 3  # the 5-column smoothing may move the cut a little
+
+
+def test_a_sliver_of_a_shopper_half_hidden_is_kept_when_wide_enough() -> None:
+    fg, bgr = _frame([(20, 32, RED, GREY_LEGS), (32, 100, BLUE, DARK_LEGS)])
+    blob = Blob(0, 20, 100, 10, 90, None)
+    looks = [_look(RED, GREY_LEGS), _look(BLUE, DARK_LEGS)]
+    assert len(split_blob(blob, fg, bgr, looks, min_width=8)) == 2
+    assert len(split_blob(blob, fg, bgr, looks, min_width=20)) == 1  # narrower than a part may be
+
+
+def test_one_shopper_is_not_cut() -> None:
+    fg, bgr = _frame([(20, 100, RED, GREY_LEGS)])
+    blob = Blob(0, 20, 100, 10, 90, None)
+    parts = split_blob(blob, fg, bgr, [_look(RED, GREY_LEGS), _look(BLUE, DARK_LEGS)], min_width=8)
+    assert parts == [blob]
+
+
+def test_the_cheapest_assignment_and_its_alternatives() -> None:
+    # two tracklets, two visits: the crossed naming is much dearer than the straight one
+    cost = np.array([[0.1, 0.9], [0.8, 0.2]])
+    (best_cost, best), others = _assignments(cost, nobody=0.5)
+    assert best == (0, 1) and abs(best_cost - 0.3) < 1e-9
+    # every other assignment (including "nobody") is listed, dearer
+    assert all(c >= best_cost for c, _ in others)
+    assert ((1.0, (-1, -1))) in [(round(c, 6), a) for c, a in others]
