@@ -213,6 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to one core")
     parser.add_argument("--memory-only", action="store_true", help="only the memory check")
+    parser.add_argument(
+        "--only-cached",
+        action="store_true",
+        help="use only the suite's scenes already rendered in the cache (says how many of the suite's)",
+    )
     args = parser.parse_args(argv)
     if args.memory_only:
         for label, seconds, kib in memory_check(args.cache, args.width, args.height):
@@ -224,7 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if p not in suite:
             parser.error(f"unknown preset {p!r}")
     # render what is missing first (on every core), then measure on one
+    seeds = {p: list(suite[p]) for p in presets}
     for p in presets:
+        if args.only_cached:
+            seeds[p] = [
+                s
+                for s in suite[p]
+                if (scene_dir(args.cache, p, s, args.width, args.height) / "truth.json").is_file()
+            ]
+            print(f"{p}: {len(seeds[p])} of the suite's {len(suite[p])} scenes are cached; using those")
+            continue
         for seed in suite[p]:
             ensure_scene(args.cache, p, seed, args.width, args.height)
     pinned = "not pinned" if args.no_pin else pin_one_core()
@@ -236,7 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header)
     for p in presets:
         tally = Tally()
-        dirs = [scene_dir(args.cache, p, seed, args.width, args.height) for seed in suite[p]]
+        dirs = [scene_dir(args.cache, p, seed, args.width, args.height) for seed in seeds[p]]
+        if not dirs:
+            continue
         for d in dirs:
             tally.add(*run_scene(d))
         t_track, t_pipe, t_cv, n = speed(dirs[:SPEED_SCENES])

@@ -22,7 +22,11 @@ from numpy.typing import NDArray
 from tracking import confidence as conf
 from tracking.bench import ensure_scene, match_events, run_scene
 
-TARGET_ERROR = 0.005  # the share of auto-approved carts that may be wrong, for the default threshold
+# the share of auto-approved carts that may be wrong, for the default threshold: 0.5%, or when the
+# tracker cannot promise that on the fitting scenes, 2% (a store tightens it from its own decisions)
+TARGETS = (0.005, 0.02)
+
+CART_L2 = 0.05  # light: the cart model has few weights and must be free to be sure of the clear carts
 
 # seeds used for fitting; the benchmark's standard suite uses 1..999
 FIT_SEEDS: dict[str, list[int]] = {
@@ -51,35 +55,89 @@ def fit_logistic(
     return w
 
 
-def choose_threshold(probs: Sequence[float], target: float) -> float:
+def choose_threshold(
+    probs: Sequence[float], targets: Sequence[float] = TARGETS
+) -> tuple[float, float | None]:
     """The lowest threshold at which the carts auto-approved are expected, by their own calibrated
-    probabilities, to be wrong at most `target` of the time (what the model promises, not what
-    these few hundred fitting carts can show: the benchmark checks it on other seeds)."""
+    probabilities, to be wrong at most the first of `targets` that can be met, and that target
+    (None, and 0.999: everything to a person, when none can). What the model promises, not what
+    these few hundred fitting carts can show: the benchmark checks it on other seeds."""
     order = sorted(probs, reverse=True)
-    best = 1.0
-    wrong = 0.0
-    for n, p in enumerate(order, start=1):
-        wrong += 1.0 - p
-        if wrong / n <= target:
-            best = p
-    return round(min(best, 0.999), 4)
+    for target in targets:
+        best = None
+        wrong = 0.0
+        for n, p in enumerate(order, start=1):
+            wrong += 1.0 - p
+            if wrong / n <= target:
+                best = p
+        if best is not None:
+            return round(min(best, 0.999), 4), target
+    return 0.999, None
 
 
-def fit(cache: Path, presets: list[str]) -> dict[str, Any]:
-    """Render (or reuse) the fitting scenes, track them, and fit both models against their answers."""
-    rows_x: list[NDArray[np.float64]] = []
-    rows_y: list[float] = []
+def curve(probs: Sequence[float], right: Sequence[float], label: str) -> None:
+    """Print, for a few thresholds, the share flagged and the expected and seen error among the rest."""
+    pr = np.asarray(probs)
+    ok = np.asarray(right)
+    for t in (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99):
+        auto = pr >= t
+        n = int(auto.sum())
+        exp_err = float((1 - pr[auto]).mean()) if n else float("nan")
+        seen = float(1 - ok[auto].mean()) if n else float("nan")
+        print(
+            f"  {label:6s} t={t:.2f}: flagged {1 - n / max(1, len(pr)):6.1%}, auto {n:4d}, "
+            f"expected error {exp_err:6.2%}, seen {seen:6.2%}",
+            file=sys.stderr,
+        )
+
+
+def track_fitting_scenes(cache: Path, presets: list[str]) -> list[tuple[str, Any, Any]]:
     scenes = []
     for preset in presets:
         for seed in FIT_SEEDS[preset]:
             d = ensure_scene(cache, preset, seed, 1280, 720)
             result, truth, _ = run_scene(d)
-            scenes.append((result, truth))
-            for e, ok in match_events(result, truth):
-                if e.evidence is not None:
-                    rows_x.append(e.evidence.vector())
-                    rows_y.append(1.0 if ok else 0.0)
+            scenes.append((preset, result, truth))
             print(f"{d.name}: {len(result.carts)} carts", file=sys.stderr)
+    return scenes
+
+
+def cart_rows(scenes: list[tuple[str, Any, Any]]) -> tuple[list[str], list[conf.CartFeatures], list[float]]:
+    """Each seen cart's preset, features (with event probabilities from the current event model), rightness."""
+    labels, features, exact = [], [], []
+    for preset, result, truth in scenes:
+        for token, cart in result.carts.items():
+            if cart.evidence is None or not cart.evidence.seen:
+                continue
+            probs = [conf.event_probability(e.evidence) for e in cart.events if e.evidence is not None]
+            features.append(replace(cart.evidence, event_probs=probs))
+            got = {ln.sku: ln.qty for ln in cart.lines}
+            exact.append(1.0 if got == truth.carts.get(token, {}) else 0.0)
+            labels.append(preset)
+    return labels, features, exact
+
+
+def set_threshold(
+    params: dict[str, Any], labels: list[str], features: list[conf.CartFeatures], exact: list[float]
+) -> None:
+    with conf.using(params):
+        probs = [conf.cart_probability(f) for f in features]
+    params["threshold"], params["threshold_target"] = choose_threshold(probs)
+    for preset in sorted(set(labels)):
+        sel = [i for i, lb in enumerate(labels) if lb == preset]
+        curve([probs[i] for i in sel], [exact[i] for i in sel], preset)
+
+
+def fit(cache: Path, presets: list[str]) -> dict[str, Any]:
+    """Render (or reuse) the fitting scenes, track them, and fit both models against their answers."""
+    scenes = track_fitting_scenes(cache, presets)
+    rows_x: list[NDArray[np.float64]] = []
+    rows_y: list[float] = []
+    for _, result, truth in scenes:
+        for e, ok in match_events(result, truth):
+            if e.evidence is not None:
+                rows_x.append(e.evidence.vector())
+                rows_y.append(1.0 if ok else 0.0)
     w = fit_logistic(np.vstack(rows_x), np.asarray(rows_y))
     params: dict[str, Any] = {
         "event_weights": [round(float(v), 4) for v in w],
@@ -88,24 +146,12 @@ def fit(cache: Path, presets: list[str]) -> dict[str, Any]:
     }
     # the cart model: features with the refitted event probabilities, against whether the cart was exactly right
     with conf.using(params):
-        cx: list[NDArray[np.float64]] = []
-        exact: list[float] = []
-        features: list[conf.CartFeatures] = []
-        for result, truth in scenes:
-            for token, cart in result.carts.items():
-                if cart.evidence is None or not cart.evidence.seen:
-                    continue
-                probs = [conf.event_probability(e.evidence) for e in cart.events if e.evidence is not None]
-                cx.append(cart.evidence.vector(probs))
-                features.append(replace(cart.evidence, event_probs=probs))
-                got = {ln.sku: ln.qty for ln in cart.lines}
-                exact.append(1.0 if got == truth.carts.get(token, {}) else 0.0)
-        wc = fit_logistic(np.vstack(cx), np.asarray(exact), l2=0.5)
+        labels, features, exact = cart_rows(scenes)
+    cx = np.vstack([f.vector() for f in features])
+    wc = fit_logistic(cx, np.asarray(exact), l2=CART_L2)
     params["cart_weights"] = [round(float(v), 4) for v in wc]
     params.pop("cart_curve", None)
-    with conf.using(params):
-        probs_all = [conf.cart_probability(f) for f in features]
-    params["threshold"] = choose_threshold(probs_all, TARGET_ERROR)
+    set_threshold(params, labels, features, exact)
     params["fitted_on"] = {p: FIT_SEEDS[p] for p in presets}
     params["events"] = len(rows_y)
     params["carts"] = len(exact)
@@ -121,16 +167,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--cache", type=Path, default=Path("var/bench-scenes"), help="scene cache folder")
     parser.add_argument("--presets", default="easy,mixed,hard")
+    parser.add_argument(
+        "--threshold-only",
+        action="store_true",
+        help="keep the fitted weights; only choose the default threshold again (and print the curves)",
+    )
     args = parser.parse_args(argv)
-    if not args.fit:
+    if not (args.fit or args.threshold_only):
         parser.print_help()
         return 0
-    params = fit(args.cache, args.presets.split(","))
+    presets = args.presets.split(",")
+    if args.threshold_only:
+        params = json.loads(conf.CALIBRATION_FILE.read_text(encoding="utf-8"))
+        with conf.using(params):
+            labels, features, exact = cart_rows(track_fitting_scenes(args.cache, presets))
+        set_threshold(params, labels, features, exact)
+    else:
+        params = fit(args.cache, presets)
     conf.CALIBRATION_FILE.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     conf.reload()
     print(
         f"wrote {conf.CALIBRATION_FILE}: {params['events']} events, {params['carts']} carts, "
-        f"default threshold {params['threshold']}",
+        f"default threshold {params['threshold']} (expected error among auto-approved at most "
+        f"{params['threshold_target']})",
         file=sys.stderr,
     )
     return 0
