@@ -44,8 +44,8 @@ class DeadlineRule(models.TextChoices):
 
 
 def default_review_threshold() -> float:
-    """The tracker's own default: the lowest threshold its calibration expects to keep auto-approved
-    carts wrong at most 0.5% of the time (tracking.calibrate)."""
+    """The tracker's own default (tracking.confidence.DEFAULT_THRESHOLD), until the store's supervisors
+    apply one from the calibration report on their own decisions."""
     return DEFAULT_THRESHOLD
 
 

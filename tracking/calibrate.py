@@ -22,8 +22,8 @@ from numpy.typing import NDArray
 from tracking import confidence as conf
 from tracking.bench import ensure_scene, match_events, run_scene
 
-# the share of auto-approved carts that may be wrong, for the default threshold: 0.5%, or when the
-# tracker cannot promise that on the fitting scenes, 2% (a store tightens it from its own decisions)
+# the share of auto-approved carts that may be wrong, for the suggested threshold: 0.5%, or when the
+# tracker cannot promise that on the fitting scenes, 2%
 TARGETS = (0.005, 0.02)
 
 CART_L2 = 0.05  # light: the cart model has few weights and must be free to be sure of the clear carts
@@ -122,7 +122,7 @@ def set_threshold(
 ) -> None:
     with conf.using(params):
         probs = [conf.cart_probability(f) for f in features]
-    params["threshold"], params["threshold_target"] = choose_threshold(probs)
+    params["suggested_threshold"], params["suggested_for_error"] = choose_threshold(probs)
     for preset in sorted(set(labels)):
         sel = [i for i, lb in enumerate(labels) if lb == preset]
         curve([probs[i] for i in sel], [exact[i] for i in sel], preset)
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threshold-only",
         action="store_true",
-        help="keep the fitted weights; only choose the default threshold again (and print the curves)",
+        help="keep the fitted weights; only choose the suggested threshold again (and print the curves)",
     )
     args = parser.parse_args(argv)
     if not (args.fit or args.threshold_only):
@@ -188,8 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     conf.reload()
     print(
         f"wrote {conf.CALIBRATION_FILE}: {params['events']} events, {params['carts']} carts, "
-        f"default threshold {params['threshold']} (expected error among auto-approved at most "
-        f"{params['threshold_target']})",
+        f"suggested threshold {params['suggested_threshold']} (expected error among auto-approved at most "
+        f"{params['suggested_for_error']})",
         file=sys.stderr,
     )
     return 0

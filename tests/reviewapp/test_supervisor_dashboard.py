@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from reviewapp.models import AuditEvent, Charge, Decision, ReviewTask, Transaction
+from reviewapp.models import AuditEvent, Charge, Decision, ReviewTask, Transaction, default_review_threshold
 from reviewapp.selectors import dashboard
 from reviewapp.services.metrics import rollup_recent
 
@@ -93,7 +93,8 @@ def test_changing_a_store_policy_is_audited_with_old_and_new_values(client, supe
     store.refresh_from_db()
     assert store.review_threshold == 0.8
     event = AuditEvent.objects.get(action="store.policy_changed")
-    assert event.before == {"review_threshold": 0.9} and event.after == {"review_threshold": 0.8}
+    assert event.before == {"review_threshold": default_review_threshold()}
+    assert event.after == {"review_threshold": 0.8}
     assert event.actor_id == supervisor.id and event.data["reason"] == "fewer flags on weekends"
 
 
@@ -106,7 +107,7 @@ def test_a_bad_policy_value_is_refused(client, supervisor, store) -> None:
     response = client.post(url, data)
     assert response.status_code == 200 and b"between 0 and 1" in response.content
     store.refresh_from_db()
-    assert store.review_threshold == 0.9
+    assert store.review_threshold == default_review_threshold()
 
 
 def test_a_supervisor_can_return_a_task_to_the_queue(client, supervisor, reviewer, make_transaction) -> None:
