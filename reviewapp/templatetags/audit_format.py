@@ -38,3 +38,11 @@ def ms_seconds(ms: Any) -> str:
 @register.filter
 def short_code(code: Any) -> str:
     return str(code)[:8]
+
+
+@register.filter
+def percent(share: Any, places: int = 1) -> str:
+    """0.0123 -> "1.2%"; a dash for None (a share of nothing)."""
+    if share is None or share == "":
+        return "—"
+    return f"{float(share) * 100:.{int(places)}f}%"
