@@ -117,7 +117,7 @@ def cart_rows(scenes: list[tuple[str, Any, Any]]) -> tuple[list[str], list[conf.
     return labels, features, exact
 
 
-def set_threshold(
+def suggest_threshold(
     params: dict[str, Any], labels: list[str], features: list[conf.CartFeatures], exact: list[float]
 ) -> None:
     with conf.using(params):
@@ -151,7 +151,7 @@ def fit(cache: Path, presets: list[str]) -> dict[str, Any]:
     wc = fit_logistic(cx, np.asarray(exact), l2=CART_L2)
     params["cart_weights"] = [round(float(v), 4) for v in wc]
     params.pop("cart_curve", None)
-    set_threshold(params, labels, features, exact)
+    suggest_threshold(params, labels, features, exact)
     params["fitted_on"] = {p: FIT_SEEDS[p] for p in presets}
     params["events"] = len(rows_y)
     params["carts"] = len(exact)
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = json.loads(conf.CALIBRATION_FILE.read_text(encoding="utf-8"))
         with conf.using(params):
             labels, features, exact = cart_rows(track_fitting_scenes(args.cache, presets))
-        set_threshold(params, labels, features, exact)
+        suggest_threshold(params, labels, features, exact)
     else:
         params = fit(args.cache, presets)
     conf.CALIBRATION_FILE.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")

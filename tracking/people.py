@@ -243,7 +243,7 @@ def _column_looks(fg: U8, bgr: U8, x0: int, x1: int, y0: int, y1: int) -> tuple[
         pix = bgr[r0:r1, x0:x1].astype(np.float32) * m[:, :, None]
         # a little of each neighbouring column: stripes and checks are not cut apart
         s = cv2.blur(pix.sum(axis=0)[None], (5, 1))[0]
-        n = cv2.blur(m.sum(axis=0)[None, :, None].repeat(3, axis=2), (5, 1))[0][:, 0]
+        n = cv2.blur(m.sum(axis=0)[None, :], (5, 1))[0]
         ok &= n >= SPLIT_MIN_PIXELS
         col = s / np.maximum(n, 1e-6)[:, None]
         tot = col.sum(axis=1, keepdims=True) + 1e-6

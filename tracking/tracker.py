@@ -592,16 +592,15 @@ class _Pass:
         if SPLIT_MERGED and len(self.single_widths) >= 5 and len(present) >= 2:
             # a blob wider than one shopper: cut it where the columns' look changes from one to another
             usual = float(np.median(self.single_widths))
-            looks = [lk for lk in (self._look(v) for v in present) if lk is not None]
-            blobs = [
-                part
-                for b in blobs
-                for part in (
-                    split_blob(b, fg, bgr_small, looks, max(3, int(SPLIT_NARROW * usual)))
-                    if b.x1 - b.x0 > SPLIT_WIDE * usual
-                    else [b]
-                )
-            ]
+            wide = {id(b) for b in blobs if b.x1 - b.x0 > SPLIT_WIDE * usual}
+            if wide:  # the visits' looks (a median each) only when there is something to cut
+                looks = [lk for lk in (self._look(v) for v in present) if lk is not None]
+                narrow = max(3, int(SPLIT_NARROW * usual))
+                blobs = [
+                    part
+                    for b in blobs
+                    for part in (split_blob(b, fg, bgr_small, looks, narrow) if id(b) in wide else [b])
+                ]
         tokens = {v.info.token for v in present}
         recent = [tr for tr in self.live if index - tr.last <= 2 * PEOPLE_EVERY]
         pad = 3
