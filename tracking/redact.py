@@ -19,8 +19,9 @@ How a clip is redacted, one pass, memory flat in its length:
 5. Each box is pixelated to a few cells and smoothed (an area downscale followed by a
    linear upscale) in all three planes; then the ``keep`` rectangles are copied back
    from the decoded frame, so they leave this process byte-identical.
-6. libx264 encodes yuv420p, faststart, at the input's size, exact frame rate and frame
-   count.
+6. libx264 encodes yuv420p, faststart, at the input's exact frame rate and frame count,
+   at the input's size or, given ``out_height``, scaled down (area filter, in the encoder's
+   process) to that height: faces are found and blurred on the full-size frames either way.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class RedactReport:
     frames_with_faces: int  # frames blurred for at least one face (found, carried or held)
     frames_with_tracks: int  # frames blurred for at least one shopper track
     seconds: float
+    out_width: int = 0  # the encoded size (the input's unless out_height asked for less)
+    out_height: int = 0
     # the redacted frames asked for with `grab` (BGR, as encoded), by frame number; a number past
     # the end gets the last frame
     grabbed: Mapping[int, U8] = field(default_factory=dict, repr=False, compare=False)
@@ -288,16 +291,23 @@ def _small_bgr(frame: U8, width: int, height: int, size: tuple[int, int]) -> U8:
     return np.asarray(cv2.cvtColor(small.reshape(sh * 3 // 2, sw), cv2.COLOR_YUV2BGR_I420))
 
 
-def _between(before: list[Span], after: list[Span], u: float) -> list[Span]:
+def _between(
+    before: list[Span], after: list[Span], u: float, *, found: list[Span] | None = None
+) -> list[Span]:
     """Face spans for a frame a share `u` of the way from one detection to the next: both
     detections' spans, and for each face seen in both (the nearest within a few box widths),
-    its span moved that share of the way, so a face that crossed the gap is covered all along."""
+    its span moved that share of the way, so a face that crossed the gap is covered all along.
+
+    `found`: the spans of `after` the detector actually returned (the default: all of them);
+    only those are where a face went. A held copy of a face left where it was last seen is not:
+    a face that moved would otherwise be matched to its own copy and not moved along at all."""
     out = before + after
+    targets = after if found is None else found
     for a in before:
         ax, ay, aw = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2, a[2] - a[0]
         near = [
             (math.hypot((b[0] + b[2]) / 2 - ax, (b[1] + b[3]) / 2 - ay), b)
-            for b in after
+            for b in targets
             if math.hypot((b[0] + b[2]) / 2 - ax, (b[1] + b[3]) / 2 - ay)
             <= MATCH_WIDTHS * max(aw, b[2] - b[0])
         ]
@@ -320,6 +330,7 @@ class _Faces:
         self.held: list[tuple[Span, int]] = []  # span, detections missed since
         self.runs = 0
         self.found = 0
+        self.last_found: list[Span] = []  # what the last detection returned, nothing held
 
     def detect(self, frame: U8) -> list[Span]:
         image = _small_bgr(frame, self.width, self.height, self.size)
@@ -336,6 +347,7 @@ class _Faces:
             for x, y, w, h, _score in self.detector(image)
         ]
         self.found += len(found)
+        self.last_found = found
         held = [
             (_grow(span, HOLD_GROW), missed + 1)
             for span, missed in self.held
@@ -346,6 +358,16 @@ class _Faces:
 
 
 # -- ffmpeg -----------------------------------------------------------------------
+
+
+def output_size(width: int, height: int, out_height: int | None) -> tuple[int, int]:
+    """The encoded size: the input's, or scaled to `out_height` (never up) with even sides."""
+    if out_height is None or out_height >= height:
+        return width, height
+    if out_height < 2:
+        raise RedactError(f"output height {out_height} is too small")
+    even = out_height & ~1
+    return max(2, round(width * even / height / 2) * 2), even
 
 
 def _rate(fps: float) -> Fraction:
@@ -382,6 +404,7 @@ def redact_video(
     detector: str = DEFAULT_DETECTOR,
     first_frame: int = 0,
     grab: Collection[int] = (),
+    out_height: int | None = None,
 ) -> RedactReport:
     """Write `src` to `dst` with faces and tracked shoppers' heads and torsos blurred.
 
@@ -390,7 +413,9 @@ def redact_video(
     in the footage the tracker read; `first_frame` is the footage frame that is frame 0 of
     `src` (a clip cut from that footage starts later).
     `grab`: frame numbers of `src` whose redacted pictures the report hands back (a poster, slot
-    crops), so the caller need not decode the output again.
+    crops), so the caller need not decode the output again. They are full size.
+    `out_height`: encode at most this tall (the width follows the aspect ratio), for a player
+    that never shows more; detection and blurring still work on the full-size frames.
     Raises RedactError for a missing or unreadable video, a bad keep rectangle or track,
     or an unavailable detector; `dst` is then left as it was.
     """
@@ -408,6 +433,7 @@ def redact_video(
     if not info.fps > 0:
         raise RedactError(f"{src}: the video has no frame rate")
     keep_rects = validate_keep(keep, width, height)
+    out_w, out_h = output_size(width, height, out_height)
     if first_frame < 0:
         raise RedactError(f"first frame {first_frame} is negative")
     track_boxes = TrackBoxes(tracks or {}, info.fps)
@@ -451,6 +477,8 @@ def redact_video(
         "-pix_fmt",
         "yuv420p",
     ]
+    if (out_w, out_h) != (width, height):
+        encode_cmd += ["-vf", f"scale={out_w}:{out_h}:flags=area"]
     encode_cmd += ["-g", str(max(1, round(info.fps))), "-movflags", "+faststart", "-f", "mp4", str(part)]
 
     frames = with_faces = with_tracks = 0
@@ -503,7 +531,8 @@ def redact_video(
                     continue
                 spans = faces.detect(frame)
                 for j, waiting in pending:
-                    emit(waiting, j, _between(last_spans, spans, (j - last_index) / (index - last_index)))
+                    u = (j - last_index) / (index - last_index)
+                    emit(waiting, j, _between(last_spans, spans, u, found=faces.last_found))
                 pending.clear()
                 emit(frame, index, spans)
                 last_spans, last_grey, last_index = spans, grey, index
@@ -511,7 +540,8 @@ def redact_video(
                 end = pending[-1][0]
                 spans = faces.detect(pending[-1][1])
                 for j, waiting in pending:
-                    emit(waiting, j, _between(last_spans, spans, (j - last_index) / max(1, end - last_index)))
+                    u = (j - last_index) / max(1, end - last_index)
+                    emit(waiting, j, _between(last_spans, spans, u, found=faces.last_found))
             enc_in.close()
             dec_code, enc_code = dec.wait(), enc.wait()
             if dec_code != 0 or frames == 0:
@@ -541,6 +571,8 @@ def redact_video(
         frames_with_faces=with_faces,
         frames_with_tracks=with_tracks,
         seconds=time.perf_counter() - started,
+        out_width=out_w,
+        out_height=out_h,
         grabbed=grabbed,
     )
 
@@ -561,7 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tracking.redact",
         description="Blur faces and shoppers in a clip for reviewers, leaving slot zones sharp. "
-        "Writes H.264 yuv420p faststart MP4 at the input's size, frame rate and frame count.",
+        "Writes H.264 yuv420p faststart MP4 at the input's frame rate and frame count, and its size "
+        "unless --height asks for less.",
     )
     parser.add_argument("input", nargs="?", type=Path, help="the clip to redact (any video ffmpeg reads)")
     parser.add_argument("output", nargs="?", type=Path, help="where to write the redacted MP4")
@@ -587,6 +620,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the tracks' frame number of the input's first frame, when the input is a clip cut from the "
         "footage the tracker read (default 0)",
+    )
+    parser.add_argument(
+        "--height",
+        type=int,
+        metavar="H",
+        help="encode at most H pixels tall, the width following (default: the input's size); faces are "
+        "still found and blurred on the full-size frames",
     )
     parser.add_argument(
         "--detector",
@@ -622,12 +662,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             tracks=tracks,
             detector=args.detector,
             first_frame=args.first_frame,
+            out_height=args.height,
         )
     except RedactError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     print(
-        f"{args.output}: {report.frames} frames {report.width}x{report.height} at {report.fps:g} fps; "
+        f"{args.output}: {report.frames} frames {report.out_width}x{report.out_height} at {report.fps:g} fps; "
         f"faces blurred in {report.frames_with_faces}, shoppers in {report.frames_with_tracks}; "
         f"{report.detections_run} detections ({report.detector}); {report.seconds:.2f} s"
     )

@@ -154,12 +154,33 @@ def test_it_hands_back_the_redacted_frames_asked_for(real: tuple[Path, Path, Red
         )
 
 
+def test_it_encodes_smaller_when_asked_and_still_blurs_the_face(tmp_path: Path) -> None:
+    out = tmp_path / "small.mp4"
+    report = redact_video(carphone(), out, out_height=72, grab={0})
+    width, height, _fps, frames = container_facts(out)
+    assert (width, height, frames) == (88, 72, 120) == (report.out_width, report.out_height, report.frames)
+    assert report.grabbed[0].shape[:2] == (144, 176)  # the grabbed frames stay full size
+    assert report.frames_with_faces == 120
+    before = cv2.resize(frames_of(carphone())[0], (88, 72), interpolation=cv2.INTER_AREA)
+    after = frames_of(out)[0]
+    x, y, w, h = (v // 2 for v in FACE)
+    assert mad(after[y : y + h, x : x + w], before[y : y + h, x : x + w]) > 7
+
+
 def test_a_face_that_moved_between_two_detections_is_covered_along_the_way() -> None:
     left, right = (0, 0, 40, 40), (120, 0, 160, 40)  # three box widths apart: the same face, moving
     spans = _between([left], [right], 0.5)
     assert left in spans and right in spans and (60, 0, 100, 40) in spans
     far = (900, 0, 940, 40)  # another face, not this one moved
     assert sorted(_between([left], [far], 0.5)) == sorted([left, far])
+
+
+def test_a_moving_face_is_moved_to_where_it_was_found_not_to_its_held_copy() -> None:
+    old, new = (0, 0, 40, 40), (90, 0, 130, 40)
+    held = (-4, -4, 44, 44)  # the old box, grown: held in case the face was only missed
+    spans = _between([old], [new, held], 0.5, found=[new])
+    assert (45, 0, 85, 40) in spans  # half way to where the detector found it
+    assert (-2, -2, 42, 42) not in spans  # not half way to its own held copy
 
 
 def test_kept_pixels_leave_the_redactor_unchanged() -> None:
