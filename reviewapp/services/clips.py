@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,14 @@ log = logging.getLogger(__name__)
 
 CONTEXT_SECONDS = 1.5
 REVIEWABLE_STATES = (TransactionState.NEEDS_REVIEW, TransactionState.ESCALATED)
-# A media task prepares the waiting transactions of its footage that need less clip time than its
-# own first, up to this much clip time, so one long transaction does not hold the others back.
-SHORTER_FIRST_BUDGET_S = 90.0
+# The redacted clip reviewers watch is encoded at most this tall (960x540 from 720p footage): the
+# review page shows it at most about 760 CSS pixels wide, and it costs about 40% less encoder time
+# than full size. Faces are found and blurred on full-size frames, and the poster and slot crops
+# are cut from full-size frames; the original clip (supervisors) is the footage's own stream.
+REVIEW_CLIP_HEIGHT = 540
+# Clips made at once by one media task: each runs a decoder and an encoder process beside the
+# Python thread that finds and blurs faces (the detector releases the GIL), so one per core.
+MEDIA_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 Box = tuple[int, int, int, int]
 
@@ -36,10 +44,11 @@ def review_prepare(*, txn_id: int) -> str:
     """Cut the review media of a flagged transaction and queue its primary review task.
 
     A footage's flagged transactions are triaged together, so their tasks reach the media
-    worker at once, in cart order. Before its own transaction, a task prepares the ones of the
-    same footage still waiting that need less clip time (shortest first, within
-    SHORTER_FIRST_BUDGET_S): the work is the same, but each becomes reviewable sooner on
-    average. Their own tasks then find them done.
+    worker at once. The first of them to run prepares all of that footage's flagged
+    transactions still waiting (no media, no task), MEDIA_THREADS clips at a time, shortest
+    transaction first, and queues each one's review task as soon as its own media is stored:
+    the later tasks then find them done. So the media of one footage is made on every core
+    the worker has, in the order that makes each transaction reviewable soonest on average.
 
     Idempotent: clips already cut are kept; the task is created once (a unique
     constraint allows one open primary task per transaction). Media failures do not
@@ -48,24 +57,11 @@ def review_prepare(*, txn_id: int) -> str:
     txn = Transaction.objects.select_related("store", "visit", "footage", "footage__camera").get(pk=txn_id)
     if txn.state not in REVIEWABLE_STATES:
         return "not flagged"
-    if _needs_media(txn):
-        for other in _shorter_waiting(txn):
-            try:
-                _prepare_one(other.pk)
-            except Exception:  # its own task retries it; this one's transaction comes first
-                log.exception("preparing transaction %s ahead of %s failed", other.pk, txn.pk)
-    return "queued" if _prepare_one(txn.pk, txn=txn) else "already queued"
-
-
-def _prepare_one(txn_id: int, *, txn: Transaction | None = None) -> bool:
-    if txn is None:
-        txn = Transaction.objects.select_related("store", "visit", "footage", "footage__camera").get(
-            pk=txn_id
-        )
-        if txn.state not in REVIEWABLE_STATES:
-            return False
-    problems = _cut_media(txn) if _needs_media(txn) else []
-    return review_task_queue(txn=txn, problems=problems) is not None
+    if not _needs_media(txn):
+        return "queued" if review_task_queue(txn=txn, problems=[]) is not None else "already queued"
+    batch = sorted([txn, *_waiting_others(txn)], key=lambda t: (_clip_seconds(t), t.pk))
+    queued = _prepare_batch(batch, own=txn.pk)
+    return "queued" if queued.get(txn.pk) else "already queued"
 
 
 def _needs_media(txn: Transaction) -> bool:
@@ -95,25 +91,15 @@ def _clip_seconds(txn: Transaction) -> float:
     return sum(span.end - span.start for span in spans)
 
 
-def _shorter_waiting(txn: Transaction) -> list[Transaction]:
-    """Flagged transactions of the same footage with no media and no task yet that need less
-    clip time than `txn` (ties by id), shortest first, within SHORTER_FIRST_BUDGET_S."""
-    waiting = (
+def _waiting_others(txn: Transaction) -> list[Transaction]:
+    """The other flagged transactions of the same footage with no media and no task yet."""
+    return list(
         Transaction.objects.filter(footage_id=txn.footage_id, state__in=REVIEWABLE_STATES, clips__isnull=True)
         .exclude(tasks__kind=TaskKind.PRIMARY)
         .exclude(pk=txn.pk)
-        .select_related("visit", "footage")
+        .select_related("store", "visit", "footage", "footage__camera")
+        .distinct()
     )
-    own = (_clip_seconds(txn), txn.pk)
-    shorter = sorted(key for key in ((_clip_seconds(t), t.pk) for t in waiting) if key < own)
-    chosen, total = [], 0.0
-    for seconds, pk in shorter:
-        if total + seconds > SHORTER_FIRST_BUDGET_S:
-            break
-        total += seconds
-        chosen.append(pk)
-    by_pk = {t.pk: t for t in waiting if t.pk in chosen}
-    return [by_pk[pk] for pk in chosen]
 
 
 def _crop_frames(events: list[EvidenceEvent], fps: float) -> dict[EvidenceEvent, tuple[int, int, Box]]:
@@ -129,129 +115,265 @@ def _crop_frames(events: list[EvidenceEvent], fps: float) -> dict[EvidenceEvent,
     return wanted
 
 
-def _cut_media(txn: Transaction) -> list[str]:
+@dataclass
+class _ClipJob:
+    """One clip of one transaction to make; plain values only, so a thread can make it."""
+
+    n: int
+    span: cutter.Span
+    members: list[EvidenceEvent]
+    keep: list[Box]
+    crops: dict[str, tuple[int, int, Box]]  # event code -> footage frames before/after, slot box
+    private: bool
+    fps: float
+    tracks: Any
+
+
+@dataclass
+class _Made:
+    """What making one clip left in the temporary folder, and what went wrong."""
+
+    job: _ClipJob
+    clip: Path | None = None
+    media_start: float = 0.0
+    redacted: Path | None = None
+    poster: Path | None = None
+    crops: dict[tuple[str, str], Path] = field(default_factory=dict)  # (event code, before|after)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    txn: Transaction
+    events: list[EvidenceEvent]
+    jobs: list[_ClipJob]
+
+
+def _plan(txn: Transaction) -> _Plan:
+    """The clips a transaction needs (database reads only; the caller makes them)."""
     footage = txn.footage
     assert footage is not None
     events = list(txn.events.select_related("slot"))
-    problems: list[str] = []
-    private = txn.store.privacy_mode
     fps = footage.camera.fps
     wanted = _crop_frames(events, fps)
-    stored: list[Any] = []  # field files written, removed again if another worker got here first
-    # the picture each crop is taken from: (source, frame number) -> BGR frame
-    pictures: dict[tuple[str, int], Any] = {}
-    crop_at: dict[EvidenceEvent, tuple[str, int, int]] = {}
-    with local_path(footage.file) as video, tempfile.TemporaryDirectory(prefix="cr-clips-") as tmp:
-        spans = cutter.merge_spans(
-            _intervals(txn, footage, events), context=CONTEXT_SECONDS, duration=footage.duration_s
-        )
-        made: list[tuple[Clip, list[EvidenceEvent]]] = []
-        for n, span in enumerate(spans):
-            out = Path(tmp) / f"clip-{n}.mp4"
-            poster = Path(tmp) / f"poster-{n}.jpg"
-            members = [events[i] for i in span.members] if events else []
-            try:
-                cutter.cut_clip(video, out, start=span.start, end=span.end)
-            except cutter.ClipError as exc:
-                problems.append(str(exc))
-                continue
-            try:
-                cut_duration = probe(out).duration
-            except VideoError:
-                cut_duration = span.end - span.start
-            clip = Clip(
-                transaction=txn,
-                footage=footage,
-                t_start=span.start,
-                t_end=span.end,
-                media_start=max(0.0, span.end - cut_duration),
+    spans = cutter.merge_spans(
+        _intervals(txn, footage, events), context=CONTEXT_SECONDS, duration=footage.duration_s
+    )
+    jobs = []
+    for n, span in enumerate(spans):
+        members = [events[i] for i in span.members] if events else []
+        jobs.append(
+            _ClipJob(
+                n=n,
+                span=span,
+                members=members,
+                keep=[_box(e.slot.rect) for e in members if e.slot],
+                crops={str(e.code): wanted[e] for e in members if e in wanted},
+                private=txn.store.privacy_mode,
+                fps=fps,
+                tracks=footage.tracks or None,
             )
-            clip.sha256 = sha256_of_path(out)
-            save_file(clip.file, f"{txn.code}-{n}.mp4", out)
-            stored.append(clip.file)
-            made.append((clip, members))
-            if not private:
-                try:
-                    cutter.write_poster(out, poster, frame_number=0)
-                    save_file(clip.poster, f"{txn.code}-{n}.jpg", poster)
-                    stored.append(clip.poster)
-                except cutter.ClipError as exc:
-                    problems.append(str(exc))
-                continue
-            # Reviewers only ever receive the redacted clip: faces and shoppers blurred, the slots
-            # sharp. Its poster and the slot crops (a shopper may stand in the margin around the
-            # slot) are its own frames, handed back by the redaction; no redacted clip, no poster
-            # and no crops.
-            redacted = Path(tmp) / f"clip-{n}-redacted.mp4"
-            keep = [tuple(int(v) for v in e.slot.rect) for e in members if e.slot]
-            offset = round((clip.media_start or 0.0) * fps)
-            at = {
-                e: (max(0, wanted[e][0] - offset), max(0, wanted[e][1] - offset))
-                for e in members
-                if e in wanted
-            }
+        )
+    return _Plan(txn=txn, events=events, jobs=jobs)
+
+
+def _box(rect: Any) -> Box:
+    x, y, w, h = (int(v) for v in rect)
+    return (x, y, w, h)
+
+
+def _make_clip(video: Path, tmp: Path, prefix: str, job: _ClipJob) -> _Made:
+    """Cut one clip and, in privacy mode, its redacted copy; its poster and its events' slot
+    crops. Touches no database and no storage: files only, in `tmp`."""
+    made = _Made(job=job)
+    span, n = job.span, job.n
+    out = tmp / f"{prefix}-clip-{n}.mp4"
+    poster = tmp / f"{prefix}-poster-{n}.jpg"
+    try:
+        cutter.cut_clip(video, out, start=span.start, end=span.end)
+    except cutter.ClipError as exc:
+        made.problems.append(str(exc))
+        return made
+    try:
+        cut_duration = probe(out).duration
+    except VideoError:
+        cut_duration = span.end - span.start
+    made.clip = out
+    made.media_start = max(0.0, span.end - cut_duration)
+    pictures: dict[int, Any] = {}  # frame number (of `source` below) -> BGR frame
+    if not job.private:
+        try:
+            cutter.write_poster(out, poster, frame_number=0)
+            made.poster = poster
+        except cutter.ClipError as exc:
+            made.problems.append(str(exc))
+        at = {code: (before, after) for code, (before, after, _box) in job.crops.items()}
+        if at:  # the crops come from the footage itself
             try:
-                report = redact_video(
-                    out,
-                    redacted,
-                    keep=keep,
-                    tracks=footage.tracks or None,
-                    first_frame=offset,
-                    grab={0, *(k for pair in at.values() for k in pair)},
-                )
-            except RedactError as exc:
-                problems.append(f"redaction failed, the clip is held back from reviewers: {exc}")
-                continue
-            clip.redacted_sha256 = sha256_of_path(redacted)
-            save_file(clip.redacted_file, f"{txn.code}-{n}-r.mp4", redacted)
+                pictures = cutter.read_frames(video, [k for pair in at.values() for k in pair])
+            except cutter.ClipError as exc:
+                made.problems.append(str(exc))
+    else:
+        # Reviewers only ever receive the redacted clip: faces and shoppers blurred, the slots
+        # sharp. Its poster and the slot crops (a shopper may stand in the margin around the
+        # slot) are its own frames, handed back by the redaction at full size; no redacted clip,
+        # no poster and no crops.
+        redacted = tmp / f"{prefix}-clip-{n}-redacted.mp4"
+        offset = round(made.media_start * job.fps)
+        at = {
+            code: (max(0, before - offset), max(0, after - offset))
+            for code, (before, after, _box) in job.crops.items()
+        }
+        try:
+            report = redact_video(
+                out,
+                redacted,
+                keep=job.keep,
+                tracks=job.tracks,
+                first_frame=offset,
+                grab={0, *(k for pair in at.values() for k in pair)},
+                out_height=REVIEW_CLIP_HEIGHT,
+            )
+        except RedactError as exc:
+            made.problems.append(f"redaction failed, the clip is held back from reviewers: {exc}")
+            return made
+        made.redacted = redacted
+        pictures = dict(report.grabbed)
+        try:
+            cutter.write_poster_of(report.grabbed[0], poster)
+            made.poster = poster
+        except (cutter.ClipError, KeyError) as exc:
+            made.problems.append(f"no poster for clip {n}: {exc}")
+    for code, (before, after) in at.items():
+        box = job.crops[code][2]
+        try:
+            for name, number in (("before", before), ("after", after)):
+                if number not in pictures:
+                    continue
+                path = tmp / f"{prefix}-{code}-{name}.png"
+                cutter.write_crop_of(pictures[number], path, box=box)
+                made.crops[(code, name)] = path
+        except cutter.ClipError as exc:
+            made.problems.append(str(exc))
+    return made
+
+
+def _prepare_batch(batch: list[Transaction], *, own: int) -> dict[int, bool]:
+    """Make the media of transactions of one footage, MEDIA_THREADS clips at a time in the order
+    given, and store each transaction's media and queue its task as soon as its clips are made.
+
+    The threads only run ffmpeg, the detector and OpenCV on files; the database and the
+    storage are used from this thread alone. Returns, per transaction, whether this call
+    queued its task. A failure to prepare another transaction is logged (its own task
+    retries it); one to prepare `own` is raised once the others are done.
+    """
+    footage = batch[0].footage
+    assert footage is not None and all(t.footage_id == footage.pk for t in batch)
+    queued: dict[int, bool] = {}
+    plans: list[_Plan] = []
+    own_error: Exception | None = None
+    for txn in batch:
+        try:
+            plans.append(_plan(txn))
+        except Exception as exc:
+            if txn.pk == own:
+                own_error = exc
+            log.exception("planning the media of transaction %s failed", txn.pk)
+    with (
+        local_path(footage.file) as video,
+        tempfile.TemporaryDirectory(prefix="cr-clips-") as folder,
+        ThreadPoolExecutor(max_workers=MEDIA_THREADS, thread_name_prefix="media") as pool,
+    ):
+        tmp = Path(folder)
+        futures = {
+            plan.txn.pk: [pool.submit(_make_clip, video, tmp, f"t{plan.txn.pk}", job) for job in plan.jobs]
+            for plan in plans
+        }
+        for plan in plans:  # in the order given: the shortest is made first
+            txn = plan.txn
+            try:
+                made: list[_Made] = []
+                for future in futures[txn.pk]:
+                    try:
+                        made.append(future.result())
+                    except Exception as exc:  # a bug, not bad media: the reviewer still gets a task
+                        log.exception("making a clip of transaction %s failed", txn.pk)
+                        made.append(
+                            _Made(job=plan.jobs[len(made)], problems=[f"{type(exc).__name__}: {exc}"])
+                        )
+                problems = _store(plan, made)
+                queued[txn.pk] = review_task_queue(txn=txn, problems=problems) is not None
+            except Exception as exc:
+                if txn.pk == own:
+                    own_error = exc
+                log.exception("preparing transaction %s failed", txn.pk)
+    if own_error is not None:
+        raise own_error
+    return queued
+
+
+def _store(plan: _Plan, made: list[_Made]) -> list[str]:
+    """Store the files made for one transaction and record its clips and crops; the problems."""
+    txn = plan.txn
+    footage = txn.footage
+    problems = [p for m in made for p in m.problems]
+    stored: list[Any] = []  # field files written, removed again if another worker got here first
+    clips: list[tuple[Clip, list[EvidenceEvent]]] = []
+    by_code = {str(e.code): e for e in plan.events}
+    cropped: dict[str, EvidenceEvent] = {}
+    for m in made:
+        if m.clip is None:
+            continue
+        n = m.job.n
+        span = m.job.span
+        clip = Clip(
+            transaction=txn, footage=footage, t_start=span.start, t_end=span.end, media_start=m.media_start
+        )
+        clip.sha256 = sha256_of_path(m.clip)
+        save_file(clip.file, f"{txn.code}-{n}.mp4", m.clip)
+        stored.append(clip.file)
+        if m.redacted is not None:
+            clip.redacted_sha256 = sha256_of_path(m.redacted)
+            save_file(clip.redacted_file, f"{txn.code}-{n}-r.mp4", m.redacted)
             stored.append(clip.redacted_file)
-            pictures.update({(f"clip-{n}", k): frame for k, frame in report.grabbed.items()})
-            crop_at.update({e: (f"clip-{n}", b, a) for e, (b, a) in at.items()})
-            try:
-                cutter.write_poster_of(report.grabbed[0], poster)
-                save_file(clip.poster, f"{txn.code}-{n}.jpg", poster)
-                stored.append(clip.poster)
-            except (cutter.ClipError, KeyError) as exc:
-                problems.append(f"no poster for clip {n}: {exc}")
-        if not private:  # the crops come from the footage itself
-            crop_at = {e: ("footage", before, after) for e, (before, after, _box) in wanted.items()}
-        if not private and crop_at:
-            numbers = [k for _src, b, a in crop_at.values() for k in (b, a)]
-            try:
-                got = cutter.read_frames(video, numbers)
-            except cutter.ClipError as exc:
-                problems.append(str(exc))
-            else:
-                pictures.update({("footage", k): frame for k, frame in got.items()})
-        cropped: list[EvidenceEvent] = []
-        for event, (source, before, after) in crop_at.items():
-            box = wanted[event][2]
-            try:
-                for name, number in (("before", before), ("after", after)):
-                    if (source, number) not in pictures:
-                        continue
-                    path = Path(tmp) / f"{event.code}-{name}.png"
-                    cutter.write_crop_of(pictures[(source, number)], path, box=box)
-                    field = getattr(event, f"{name}_crop")
-                    save_file(field, f"{event.code}-{name}.png", path)
-                    stored.append(field)
-                cropped.append(event)
-            except cutter.ClipError as exc:
-                problems.append(str(exc))
-        with db.atomic():
-            # another worker may have prepared this transaction meanwhile (a redelivered task,
-            # or one that took it ahead of its own): keep the first media, drop these
-            Transaction.objects.select_for_update().filter(pk=txn.pk).first()
-            if txn.clips.exists():
-                for field in stored:
-                    delete_file(field)
-                return problems
-            for clip, members in made:
-                clip.save()
-                clip.events.set(members)
-            for event in cropped:
-                event.save(update_fields=["before_crop", "after_crop"])
+        if m.poster is not None:
+            save_file(clip.poster, f"{txn.code}-{n}.jpg", m.poster)
+            stored.append(clip.poster)
+        for (code, name), path in m.crops.items():
+            event = by_code[code]
+            crop_field = getattr(event, f"{name}_crop")
+            save_file(crop_field, f"{code}-{name}.png", path)
+            stored.append(crop_field)
+            cropped[code] = event
+        clips.append((clip, m.job.members))
+    with db.atomic():
+        # another worker may have prepared this transaction meanwhile (a redelivered task,
+        # or one that took it ahead of its own): keep the first media, drop these
+        Transaction.objects.select_for_update().filter(pk=txn.pk).first()
+        if txn.clips.exists():
+            for stored_field in stored:
+                delete_file(stored_field)
+            return problems
+        for clip, members in clips:
+            clip.save()
+            clip.events.set(members)
+        for event in cropped.values():
+            event.save(update_fields=["before_crop", "after_crop"])
     return problems
+
+
+def _cut_media(txn: Transaction) -> list[str]:
+    """Make and store one transaction's media (its clips at once); the problems met."""
+    footage = txn.footage
+    assert footage is not None
+    plan = _plan(txn)
+    with (
+        local_path(footage.file) as video,
+        tempfile.TemporaryDirectory(prefix="cr-clips-") as folder,
+        ThreadPoolExecutor(max_workers=MEDIA_THREADS, thread_name_prefix="media") as pool,
+    ):
+        made = list(pool.map(lambda job: _make_clip(video, Path(folder), "t", job), plan.jobs))
+        return _store(plan, made)
 
 
 def review_task_queue(

@@ -1,11 +1,12 @@
-"""Preparing review media in the service, without a worker: shortest first within a footage,
-and media prepared twice is kept once."""
+"""Preparing review media in the service, without a worker: a task prepares every waiting
+transaction of its footage, shortest first; media prepared twice is kept once."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 from django.conf import settings
 from django.db import transaction
@@ -49,12 +50,31 @@ def test_a_task_prepares_the_shorter_waiting_transactions_of_its_footage_first(f
     assert {clips.review_prepare(txn_id=t.pk) for t in shorter} == {"already queued"}
 
 
-def test_the_shortest_prepares_only_itself(flagged: list[Any]) -> None:
-    shortest = min(flagged, key=lambda t: (clips._clip_seconds(t), t.pk))
-    assert clips.review_prepare(txn_id=shortest.pk) == "queued"
-    assert list(
-        ReviewTask.objects.filter(transaction__in=flagged).values_list("transaction_id", flat=True)
-    ) == [shortest.pk]
+def test_the_shortest_prepares_the_longer_ones_too_after_itself(flagged: list[Any]) -> None:
+    by_length = sorted(flagged, key=lambda t: (clips._clip_seconds(t), t.pk))
+    assert clips.review_prepare(txn_id=by_length[0].pk) == "queued"
+    tasks = ReviewTask.objects.filter(transaction__in=flagged).order_by("created_at", "pk")
+    assert list(tasks.values_list("transaction_id", flat=True)) == [t.pk for t in by_length]
+
+
+def test_reviewers_get_a_clip_at_most_the_player_size_with_every_frame(flagged: list[Any]) -> None:
+    txn = min(flagged, key=lambda t: (clips._clip_seconds(t), t.pk))
+    assert clips.review_prepare(txn_id=txn.pk) == "queued"
+    clip = Clip.objects.filter(transaction=txn).first()
+    assert clip is not None
+    original, redacted = (cv2.VideoCapture(f.path) for f in (clip.file, clip.redacted_file))
+    size = [
+        (int(c.get(cv2.CAP_PROP_FRAME_WIDTH)), int(c.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        for c in (original, redacted)
+    ]
+    counts = [int(c.get(cv2.CAP_PROP_FRAME_COUNT)) for c in (original, redacted)]
+    (width, height), (r_width, r_height) = size
+    assert (
+        r_height == min(height, clips.REVIEW_CLIP_HEIGHT) and abs(r_width / r_height - width / height) < 0.01
+    )
+    assert counts[0] == counts[1] > 10
+    for event in txn.events.exclude(slot=None):  # from the full-size redacted frames
+        assert event.before_crop and event.after_crop
 
 
 def test_media_made_twice_is_kept_once_and_the_second_copy_removed(flagged: list[Any]) -> None:
