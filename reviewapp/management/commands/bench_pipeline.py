@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 
@@ -38,14 +38,24 @@ class Command(BaseCommand):
         parser.add_argument("--preset", default="mixed")
         parser.add_argument("--cache", type=Path, default=settings.BASE_DIR / "var" / "bench-scenes")
         parser.add_argument("--timeout", type=float, default=600)
+        parser.add_argument(
+            "--glob",
+            help="use the finished scene folders in --cache matching this pattern (e.g. 'mixed-*-1280x720'), "
+            "in name order, instead of rendering pipeline-<preset>-<seed> ones",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from reviewapp.models import Footage, ReviewTask, Transaction
         from tracking.clips import cut_clip
         from tracking.simulator import simulate
 
-        scenes = []
-        for n in range(options["scenes"]):
+        scenes: list[Path] = []
+        if options["glob"]:
+            found = sorted(p for p in options["cache"].glob(options["glob"]) if (p / "visits.json").exists())
+            scenes = [p for p in found if not p.name.endswith(".tmp")][: options["scenes"]]
+            if not scenes:
+                raise CommandError(f"no finished scene matches {options['glob']!r} in {options['cache']}")
+        for n in range(options["scenes"] - len(scenes) if not options["glob"] else 0):
             seed = 9100 + n
             folder = options["cache"] / f"pipeline-{options['preset']}-{seed}"
             if not (folder / "footage.mp4").exists():
