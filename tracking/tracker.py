@@ -108,6 +108,8 @@ APPEARANCE_SCALE = 0.08  # descriptor distance over which a match's weight falls
 NAME_MARGIN = 0.25  # a tracklet is named when any other naming of it costs this much more look distance
 PLAUSIBLE_LOOK = 0.45  # ... and its own look is at most this far from the visit's
 LAST_LOOK = 0.8  # the one tracklet left for the one visit left: unless it looks nothing like them
+OVERLAP_SHARE = 0.5  # a blob carries a tracklet on when they overlap by this share of the narrower
+DEPTH_W = 3.0  # a blob beside a slot counts e^-3 less per shopper-width wider than the narrowest there
 MAX_ASSIGN = 5  # tracklets and visits weighed at once (the rest wait for the next frame)
 NOBODY_COST = 0.5  # the look distance a tracklet is charged for being no candidate (an arm, a fragment)
 WIDE_BLOB = 1.5  # a blob this many times a shopper's usual width holds more than one
@@ -567,10 +569,17 @@ class _Pass:
                 )
 
     def _beside(self, s: SlotState, start: int, end: int) -> list[Observation]:
-        """The shopper blobs within reach of the slot between two frames, weighted by closeness."""
+        """The shopper blobs within reach of the slot between two frames, weighted by closeness.
+
+        Closeness is across (the blob's edge to the slot) and in depth: whoever reaches into the
+        shelf stands at it, farther from the camera than anyone waiting or walking behind, so
+        looks narrower than they do. Among the blobs beside the slot meanwhile, those wider than
+        the narrowest count for less (narrow fragments, an arm, do not set the measure). The
+        head's height says less: people's heights vary about as much.
+        """
         sx0, sx1 = s.x0 / 2, s.x1 / 2
         reach = max(8.0, 0.12 * self.aw / 2)
-        out: list[Observation] = []
+        near: list[tuple[float, Blob, Tracklet]] = []
         for frame_blobs in self.blobs:
             if (
                 not frame_blobs
@@ -581,7 +590,18 @@ class _Pass:
             for b, tr in frame_blobs:
                 dist = max(0.0, sx0 - b.x1, b.x0 - sx1)
                 if dist <= reach:
-                    out.append((math.exp(-dist / (reach / 2)), tr, b.desc))
+                    near.append((math.exp(-dist / (reach / 2)), b, tr))
+        if not near:
+            return []
+        usual = float(np.median(self.single_widths)) if len(self.single_widths) >= 5 else None
+        bodies = [b for _, b, _ in near if usual is None or b.x1 - b.x0 >= NARROW_BLOB * usual] or [
+            b for _, b, _ in near
+        ]
+        w_ref = min(b.x1 - b.x0 for b in bodies)
+        out: list[Observation] = []
+        for wt, b, tr in near:
+            wider = max(0.0, (b.x1 - b.x0) / max(1, w_ref) - 1.0)
+            out.append((wt * math.exp(-DEPTH_W * wider), tr, b.desc))
         return out
 
     def _people(self, index: int, fg: NDArray[np.uint8], bgr_small: NDArray[np.uint8]) -> None:
@@ -605,16 +625,21 @@ class _Pass:
         recent = [tr for tr in self.live if index - tr.last <= 2 * PEOPLE_EVERY]
         pad = 3
         touching = [[tr for tr in recent if b.x0 - pad < tr.x1 and tr.x0 < b.x1 + pad] for b in blobs]
+        # a blob carries a tracklet on when each is the other's only substantial overlap: a sliver
+        # beside it (an arm, a fragment) does not end it, a merge or a split does
+        overlaps = [
+            [tr for tr in trs if _substantial(b, tr, pad)] for b, trs in zip(blobs, touching, strict=True)
+        ]
         claims: dict[int, int] = {}
-        for trs in touching:
+        for trs in overlaps:
             for tr in trs:
                 claims[tr.id] = claims.get(tr.id, 0) + 1
         live: list[Tracklet] = []
         seen: list[tuple[Blob, Tracklet]] = []
         inv = 2.0 / self.scale
-        for b, trs in zip(blobs, touching, strict=True):
-            if len(trs) == 1 and claims[trs[0].id] == 1:
-                tr = trs[0]
+        for b, trs, subs in zip(blobs, touching, overlaps, strict=True):
+            if len(subs) == 1 and claims[subs[0].id] == 1:
+                tr = subs[0]
                 tr.x0, tr.x1, tr.last = b.x0, b.x1, index
             else:
                 # born, or blobs merged or split: who this is starts unknown
@@ -766,6 +791,12 @@ class _Pass:
         best, second = float(scores[order[0]]), float(scores[order[1]])
         margin = (best - second) / total
         return names[0], margin, names, named / total
+
+
+def _substantial(b: Blob, tr: Tracklet, pad: int) -> bool:
+    """Do a blob and a tracklet's last extent overlap by at least half the narrower of the two?"""
+    overlap = min(b.x1, tr.x1) - max(b.x0, tr.x0) + pad
+    return overlap >= OVERLAP_SHARE * min(b.x1 - b.x0, tr.x1 - tr.x0)
 
 
 def _assignments(
