@@ -97,6 +97,7 @@ RING_QUIET = 0.04
 MOTION_QUIET = 0.02
 COVER_QUIET = 0.04
 EMIT_AFTER_S = 3.0
+REACH_WINDOW_S = 2.0  # a reach in and out takes about a second; the slot settles soon after
 CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
 BLOB_MEMORY_S = 12.0
 # a shopper is in view only inside their visit: some time after the gate, and before leaving it
@@ -524,7 +525,9 @@ class _Pass:
             else:
                 returns.append(c)
         picks = {sku: cs for sku, cs in picks.items() if cs}
-        seen = self._beside(s, start, end)
+        # who was beside the slot as the hand left it: a slot can be hidden long before (a shopper
+        # standing in front), and the passers-by of that while say nothing
+        seen = self._beside(s, max(start, end - int(REACH_WINDOW_S * self.fps)), end)
         usual = float(np.median(self.single_widths)) if len(self.single_widths) >= 5 else None
         merged = usual is not None and any(not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _ in seen)
         cols = {id(c): self.change_cols.pop(id(c)) for c in changes if id(c) in self.change_cols}
