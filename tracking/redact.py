@@ -65,6 +65,15 @@ HEAD_AND_TORSO = 0.45  # the top share of a shopper's box that is blurred
 TRACK_PAD = 0.15
 TRACK_GAP_S = 3.0  # interpolate between track samples at most this far apart
 TRACK_HOLD_S = 0.5  # and hold a track's first and last box this long
+# The detector looks only where the picture changed since its last look (and where it found or
+# held a face then), with a margin: a face cannot appear where nothing moved. The whole picture
+# at least every ROI_WHOLE_S, and whenever the changed part is most of it.
+ROI_BLOCK = 16  # detection-size pixels (about 43 at 720p): the grid changes are looked for on
+ROI_CHANGE = 3.0  # mean grey-level change of a block that counts as a change
+ROI_ALIGN = 32  # the detector's largest stride
+ROI_MARGIN = 2  # blocks added on each side of the changed ones (a face is about one block)
+ROI_WHOLE_S = 1.0
+ROI_WHOLE_SHARE = 0.6
 MATCH_WIDTHS = 3.0  # a face in the next detection at most this many box widths away is the same face
 CELLS = 6  # a blurred box is reduced to about this many cells across its shorter side
 # cheaper than plain veryfast: one reference, diamond search, no trellis (about 25% less encoder
@@ -97,6 +106,7 @@ class RedactReport:
     frames_with_faces: int  # frames blurred for at least one face (found, carried or held)
     frames_with_tracks: int  # frames blurred for at least one shopper track
     seconds: float
+    looked_share: float = 1.0  # the mean share of the picture each detection looked at
     out_width: int = 0  # the encoded size (the input's unless out_height asked for less)
     out_height: int = 0
     # the redacted frames asked for with `grab` (BGR, as encoded), by frame number; a number past
@@ -321,20 +331,71 @@ def _between(
 class _Faces:
     """Face spans at detection frames, with faces the detector lost held for a while."""
 
-    def __init__(self, detector: Detector, width: int, height: int, hold_rounds: int) -> None:
+    def __init__(
+        self, detector: Detector, width: int, height: int, hold_rounds: int, whole_every: int = 1
+    ) -> None:
         self.detector = detector
         self.width, self.height = width, height
         self.size = _detect_size(width, height)
         self.scale = width / self.size[0]
         self.hold_rounds = hold_rounds
+        self.whole_every = whole_every  # the whole picture at least every this many detections
         self.held: list[tuple[Span, int]] = []  # span, detections missed since
         self.runs = 0
         self.found = 0
+        self.pixels = 0.0  # detection-size pictures' worth of pixels the detector looked at
         self.last_found: list[Span] = []  # what the last detection returned, nothing held
+        self.last_grey: U8 | None = None  # the last detection's picture, grey, detection size
+        self.since_whole = 0
+
+    def _region(self, grey: U8) -> Span | None:
+        """The part of the detection-size picture to look at: the blocks that changed since the
+        last detection and every face found or held then, each with a margin; None for the
+        whole picture (the first detection, every `whole_every`-th, or when most of it moved)."""
+        if self.last_grey is None or self.since_whole + 1 >= self.whole_every:
+            return None
+        h, w = grey.shape
+        b = ROI_BLOCK
+        cols, rows = max(1, w // b), max(1, h // b)
+        diff = cv2.absdiff(grey, self.last_grey)
+        blocks = cv2.resize(diff, (cols, rows), interpolation=cv2.INTER_AREA) > ROI_CHANGE
+        s = self.scale
+        for span, _missed in self.held:
+            x0, y0 = max(0, int(span[0] / s) // b), max(0, int(span[1] / s) // b)
+            x1, y1 = min(cols, math.ceil(span[2] / s / b)), min(rows, math.ceil(span[3] / s / b))
+            blocks[y0:y1, x0:x1] = True
+        ys, xs = np.nonzero(blocks)
+        if not len(xs):
+            return (0, 0, 0, 0)  # nothing moved and no face: nothing new to find
+        m = ROI_MARGIN
+        # start on a multiple of the detector's largest stride, so what it finds inside the part
+        # is what it finds there in the whole picture
+        x0 = max(0, (int(xs.min()) - m) * b) // ROI_ALIGN * ROI_ALIGN
+        y0 = max(0, (int(ys.min()) - m) * b) // ROI_ALIGN * ROI_ALIGN
+        x1 = w if xs.max() + 1 + m >= cols else (int(xs.max()) + 1 + m) * b
+        y1 = h if ys.max() + 1 + m >= rows else (int(ys.max()) + 1 + m) * b
+        if (x1 - x0) * (y1 - y0) > ROI_WHOLE_SHARE * w * h:
+            return None
+        return (x0, y0, x1, y1)
 
     def detect(self, frame: U8) -> list[Span]:
         image = _small_bgr(frame, self.width, self.height, self.size)
+        grey = np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+        region = self._region(grey)
+        self.last_grey = grey
         self.runs += 1
+        if region is None:
+            self.since_whole = 0
+            self.pixels += 1.0
+            boxes = self.detector(image)
+        else:
+            self.since_whole += 1
+            rx0, ry0, rx1, ry1 = region
+            self.pixels += (rx1 - rx0) * (ry1 - ry0) / (grey.shape[0] * grey.shape[1])
+            part = np.ascontiguousarray(image[ry0:ry1, rx0:rx1])
+            boxes = (
+                [(x + rx0, y + ry0, w, h, sc) for x, y, w, h, sc in self.detector(part)] if part.size else []
+            )
         s = self.scale
         found = [
             _pad(
@@ -344,7 +405,7 @@ class _Faces:
                 FACE_PAD,
                 FACE_PAD,
             )
-            for x, y, w, h, _score in self.detector(image)
+            for x, y, w, h, _score in boxes
         ]
         self.found += len(found)
         self.last_found = found
@@ -443,7 +504,13 @@ def redact_video(
         raise RedactError(str(exc))
 
     every = max(1, round(info.fps / DETECT_RATE))
-    faces = _Faces(detect, width, height, hold_rounds=max(1, math.ceil(HOLD_S * info.fps / every)))
+    faces = _Faces(
+        detect,
+        width,
+        height,
+        hold_rounds=max(1, math.ceil(HOLD_S * info.fps / every)),
+        whole_every=max(1, round(ROI_WHOLE_S * info.fps / every)),
+    )
     rate = _rate(info.fps)
     frame_bytes = width * height * 3 // 2
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -571,6 +638,7 @@ def redact_video(
         frames_with_faces=with_faces,
         frames_with_tracks=with_tracks,
         seconds=time.perf_counter() - started,
+        looked_share=faces.pixels / faces.runs if faces.runs else 1.0,
         out_width=out_w,
         out_height=out_h,
         grabbed=grabbed,

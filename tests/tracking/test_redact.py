@@ -26,6 +26,7 @@ from tracking.redact import (
     RedactReport,
     TrackBoxes,
     _between,
+    _Faces,
     load_tracks,
     main,
     redact_frame,
@@ -181,6 +182,30 @@ def test_a_moving_face_is_moved_to_where_it_was_found_not_to_its_held_copy() -> 
     spans = _between([old], [new, held], 0.5, found=[new])
     assert (45, 0, 85, 40) in spans  # half way to where the detector found it
     assert (-2, -2, 42, 42) not in spans  # not half way to its own held copy
+
+
+def test_the_detector_looks_where_the_picture_changed_and_at_the_whole_of_it_each_second() -> None:
+    seen: list[tuple[int, int]] = []
+
+    def detector(image: NDArray[np.uint8]) -> list[tuple[int, int, int, int, float]]:
+        seen.append(image.shape[:2])
+        return []
+
+    width, height = 1280, 720
+    faces = _Faces(detector, width, height, hold_rounds=3, whole_every=5)
+    frame = np.full(width * height * 3 // 2, 100, np.uint8)
+    faces.detect(frame)  # the first look: the whole picture
+    faces.detect(frame)  # nothing changed and no face: nothing to look at
+    moved = frame.copy()
+    moved[: width * height].reshape(height, width)[300:360, 600:660] = 200  # something appears
+    faces.detect(moved)  # only around it
+    faces.detect(moved)  # nothing changed since: nothing to look at
+    faces.detect(moved)
+    assert len(seen) == 2
+    faces.detect(moved)  # five looks after the first: the whole picture again
+    assert seen[0] == seen[2] == (270, 480)
+    part = seen[1]
+    assert part[0] < 270 and part[1] < 480 and part[0] * part[1] < 0.2 * 270 * 480
 
 
 def test_kept_pixels_leave_the_redactor_unchanged() -> None:
