@@ -5,7 +5,7 @@ match scores, attribution margin, how long the slot was covered, ...). A cart's
 probability of being exactly right is a second logistic function, of its events'
 probabilities (their summed logs and the weakest), how many events it has, how
 many other shoppers were in the store meanwhile and could have made them, the
-weakest attribution margin, and signs of a missed or spurious event (a return
+weakest attribution margin, doubt on events given to others that this shopper could have made, and signs of a missed or spurious event (a return
 of something never taken, unattributed events during the visit, slot positions
 that changed a little with no event while it was in, pick/return pairs that
 cancelled out, merged shoppers beside a slot, a slot hidden for long). Both are fitted on simulator
@@ -110,6 +110,9 @@ class CartFeatures:
     min_named: float = (
         1.0  # least share of attribution evidence from named shoppers, among events with rivals
     )
+    contested: float = (
+        0.0  # the most doubt (1 - margin) on an event given to another visit that this one could have made
+    )
 
     def vector(self, event_probs: Sequence[float] | None = None) -> NDArray[np.float64]:
         probs = self.event_probs if event_probs is None else event_probs
@@ -131,6 +134,7 @@ class CartFeatures:
                 float(self.merged),
                 min(5.0, self.dwell),
                 self.min_named,
+                self.contested,
             ]
         )
 
@@ -151,6 +155,7 @@ CART_FEATURES = (
     "merged",
     "dwell",
     "min_named",
+    "contested",
 )
 
 

@@ -1084,6 +1084,14 @@ def _assemble(
                 (e.evidence.named for e in evs if e.evidence is not None and len(e.candidates) > 1),
                 default=1.0,
             ),
+            contested=max(
+                (
+                    1.0 - e.attribution_margin
+                    for e in events
+                    if e.token != v.token and v.token in e.candidates[1:]
+                ),
+                default=0.0,
+            ),
         )
         pc = conf.cart_probability(cf)
         carts[v.token] = ProposedCart(v.token, lines, round(pc, 4), evs, flagged=pc < threshold, evidence=cf)
