@@ -292,7 +292,7 @@ class _Pos:
     active: bool = False
     start: int = 0
     quiet_run: int = 0
-    last_quiet: int = 0
+    k: int = 0  # index into the pass's positions (and its per-position arrays)
     peak_cover: float = 0.0
     covered: int = 0  # frames the position was mostly hidden in its last episode
 
@@ -355,7 +355,8 @@ class _Pass:
         self.change_cols: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
         self.netted: list[int] = []  # frames where a slot's pick and return of one product netted out
         self.murmurs: list[tuple[int, int]] = []  # (start, end) frames of settled near-changes with no event
-        self.cols = self.tops = self.bottoms = np.zeros((0, 4), np.int32)
+        self.cols = self.tops = self.bottoms = self.rects = np.zeros((0, 4), np.int32)
+        self.last_quiet = np.zeros(0, np.int64)
         self._active: NDArray[np.bool_] | None = None
 
     @property
@@ -385,10 +386,12 @@ class _Pass:
                 # one row of slack between the slot and its rings: rounding must not put product pixels in them
                 tops.append([x0, max(0, y0 - 1 - RING), x1, max(1, y0 - 1)])
                 bottoms.append([x0, min(sh - 1, y1 + 1), x1, min(sh, y1 + 1 + RING)])
-                self.positions.append(_Pos(k, i))
+                self.positions.append(_Pos(k, i, k=len(self.positions)))
         self.cols = np.asarray(cols, np.int32).reshape(-1, 4)
         self.tops = np.asarray(tops, np.int32).reshape(-1, 4)
         self.bottoms = np.asarray(bottoms, np.int32).reshape(-1, 4)
+        self.rects = np.vstack([self.cols, self.tops, self.bottoms]).reshape(-1, 4)
+        self.last_quiet = np.zeros(len(self.positions), np.int64)  # each position's last quiet frame
         ys, xs = np.mgrid[2 : sh - 2 : 6, 2 : sw - 2 : 6]
         ok = (small[ys, xs] > 30) & (small[ys, xs] < 235)
         self.sample = (ys[ok].astype(np.intp), xs[ok].astype(np.intp))
@@ -423,12 +426,12 @@ class _Pass:
         self.prev_small = small
         ifg = np.asarray(cv2.integral(fg), np.int32)
         imot = np.asarray(cv2.integral(mot), np.int32)
-        cover = self._frac(ifg, self.cols)
-        ring = np.maximum(self._frac(ifg, self.tops), self._frac(ifg, self.bottoms))
-        motion = np.maximum(
-            self._frac(imot, self.cols),
-            np.maximum(self._frac(imot, self.tops), self._frac(imot, self.bottoms)),
-        )
+        n = len(self.positions)
+        f = self._frac(ifg, self.rects)  # the positions, then the rings above, then below
+        m = self._frac(imot, self.rects).reshape(3, n).max(axis=0)
+        cover = f[:n]
+        ring = np.maximum(f[n : 2 * n], f[2 * n :])
+        motion = m
         disturbed = (ring > RING_QUIET) | (motion > MOTION_QUIET) | (cover > COVER_QUIET)
         quiet = (ring <= RING_QUIET) & (motion <= MOTION_QUIET)
         settled: list[_Pos] = []
@@ -445,8 +448,7 @@ class _Pass:
             ps.quiet_run = ps.quiet_run + 1 if quiet[k] else 0
             if ps.quiet_run >= SETTLE_FRAMES:
                 settled.append(ps)
-        for k in np.flatnonzero(~(disturbed | self.active_mask)):
-            self.positions[int(k)].last_quiet = index
+        self.last_quiet[~(disturbed | self.active_mask)] = index
         people = index % PEOPLE_EVERY == 0
         if people or settled:
             bgr_full = cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420)
@@ -472,7 +474,7 @@ class _Pass:
         end = index - SETTLE_FRAMES
         a0, a1 = column(s, ps.i, after.shape[1])
         if change is not None:
-            ch = replace(change, start=ps.start, end=end, before_frame=ps.last_quiet)
+            ch = replace(change, start=ps.start, end=end, before_frame=int(self.last_quiet[ps.k]))
             self.pending[ps.slot].append(ch)
             self.change_cols[id(ch)] = (s.ref_bgr[:, a0:a1].copy(), after[:, a0:a1].copy())
             s.labels[ps.i] = change.after
@@ -481,14 +483,14 @@ class _Pass:
         s.ref_bgr[:, a0:a1] = after[:, a0:a1]
         assert self.ref_small is not None
         g = max(self.gain, 0.05)
-        k = next(j for j, q in enumerate(self.positions) if q is ps)  # identity: dataclass == is slow
+        k = ps.k
         for r in (self.cols[k], self.tops[k], self.bottoms[k]):
             region = small[r[1] : r[3], r[0] : r[2]].astype(np.float32) / g
             self.ref_small[r[1] : r[3], r[0] : r[2]] = np.clip(region, 0, 255).astype(np.uint8)
         ps.active = False
         self.active_mask[k] = False
         ps.quiet_run = 0
-        ps.last_quiet = index
+        self.last_quiet[k] = index
         ps.covered = max(0, end - ps.start) if ps.peak_cover > 0.6 else 0
         ps.peak_cover = 0.0
 
