@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -258,6 +260,17 @@ def _make_clip(video: Path, tmp: Path, prefix: str, job: _ClipJob) -> _Made:
     return made
 
 
+@contextmanager
+def _media_pool() -> Iterator[ThreadPoolExecutor]:
+    """Threads that make clips. Leaving early (an error, the task's soft time limit) drops the
+    clips not yet begun and waits only for those being made, which use the temporary folder."""
+    pool = ThreadPoolExecutor(max_workers=MEDIA_THREADS, thread_name_prefix="media")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _prepare_batch(batch: list[Transaction], *, own: int) -> dict[int, bool]:
     """Make the media of transactions of one footage, MEDIA_THREADS clips at a time in the order
     given, and store each transaction's media and queue its task as soon as its clips are made.
@@ -282,7 +295,7 @@ def _prepare_batch(batch: list[Transaction], *, own: int) -> dict[int, bool]:
     with (
         local_path(footage.file) as video,
         tempfile.TemporaryDirectory(prefix="cr-clips-") as folder,
-        ThreadPoolExecutor(max_workers=MEDIA_THREADS, thread_name_prefix="media") as pool,
+        _media_pool() as pool,
     ):
         tmp = Path(folder)
         futures = {
@@ -370,7 +383,7 @@ def _cut_media(txn: Transaction) -> list[str]:
     with (
         local_path(footage.file) as video,
         tempfile.TemporaryDirectory(prefix="cr-clips-") as folder,
-        ThreadPoolExecutor(max_workers=MEDIA_THREADS, thread_name_prefix="media") as pool,
+        _media_pool() as pool,
     ):
         made = list(pool.map(lambda job: _make_clip(video, Path(folder), "t", job), plan.jobs))
         return _store(plan, made)
