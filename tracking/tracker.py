@@ -341,6 +341,10 @@ class _Pass:
             maxlen=max(10, int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY))
         )
         self.live: list[Tracklet] = []
+        # the last few seconds' foreground masks (at the people frames), to see arms in
+        self.masks: deque[tuple[int, NDArray[np.uint8]]] = deque(
+            maxlen=int((REACH_WINDOW_S + 1) * self.fps / PEOPLE_EVERY) + 2
+        )
         self.single_widths: deque[int] = deque(maxlen=200)
         self.next_tracklet = 0
         self.raw: list[_RawEvent] = []
@@ -576,14 +580,16 @@ class _Pass:
     def _beside(self, s: SlotState, start: int, end: int) -> list[Observation]:
         """The shopper blobs within reach of the slot between two frames, weighted by closeness.
 
-        Closeness is across (the blob's edge to the slot) and in depth: whoever reaches into the
-        shelf stands at it, farther from the camera than anyone waiting or walking behind, so
-        looks narrower than they do. Among the blobs beside the slot meanwhile, those wider than
+        Closeness is across (the blob's edge to the slot, less the share of the gap that an arm
+        bridges) and in depth: whoever reaches into the shelf stands at it, farther from the
+        camera than anyone waiting or walking behind, so looks narrower than they do. Among the blobs beside the slot meanwhile, those wider than
         the narrowest count for less (narrow fragments, an arm, do not set the measure). The
         head's height says less: people's heights vary about as much.
         """
         sx0, sx1 = s.x0 / 2, s.x1 / 2
         reach = max(8.0, 0.12 * self.aw / 2)
+        sy0, sy1 = s.y0 / 2, s.y1 / 2
+        masks = dict(self.masks)
         near: list[tuple[float, Blob, Tracklet]] = []
         for frame_blobs in self.blobs:
             if (
@@ -592,9 +598,12 @@ class _Pass:
                 or frame_blobs[0][0].frame > end
             ):
                 continue
+            mask = masks.get(frame_blobs[0][0].frame)
             for b, tr in frame_blobs:
                 dist = max(0.0, sx0 - b.x1, b.x0 - sx1)
                 if dist <= reach:
+                    if mask is not None and dist > 0:  # a gap an arm bridges is no gap
+                        dist *= 1.0 - _bridged(mask, b, sx0, sx1, sy0, sy1)
                     near.append((math.exp(-dist / (reach / 2)), b, tr))
         if not near:
             return []
@@ -687,6 +696,7 @@ class _Pass:
         self.live = live
         self._identify(live, present)
         self.blobs.append(seen)
+        self.masks.append((index, fg))
 
     def _name(self, index: int, tr: Tracklet, token: str, how: str) -> None:
         """Say who a tracklet is (`how`: the rule that named it, for debugging)."""
@@ -796,6 +806,24 @@ class _Pass:
         best, second = float(scores[order[0]]), float(scores[order[1]])
         margin = (best - second) / total
         return names[0], margin, names, named / total
+
+
+def _bridged(mask: NDArray[np.uint8], b: Blob, sx0: float, sx1: float, sy0: float, sy1: float) -> float:
+    """The share of the gap between a blob and a slot that something changed spans, column by column,
+    between the slot's rows and the blob's shoulders: an arm reaching across it."""
+    if b.x1 <= sx0:
+        c0, c1 = b.x1, int(sx0)
+    else:
+        c0, c1 = int(sx1) + 1, b.x0
+    if c1 <= c0:
+        return 0.0
+    shoulder = b.y0 + 0.25 * (b.y1 - b.y0)
+    r0 = max(0, int(min(sy0, shoulder)))
+    r1 = min(mask.shape[0], int(max(sy1, shoulder)) + 1)
+    if r1 <= r0:
+        return 0.0
+    cols = mask[r0:r1, c0:c1].any(axis=0)
+    return float(cols.mean())
 
 
 def _substantial(b: Blob, tr: Tracklet, pad: int) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from tracking.people import Blob, Descriptor, _blob_descriptor, desc_vector, split_blob
-from tracking.tracker import _assignments
+from tracking.tracker import _assignments, _bridged
 
 RED = (40, 40, 200)  # BGR
 BLUE = (200, 60, 40)
@@ -65,3 +66,14 @@ def test_the_cheapest_assignment_and_its_alternatives() -> None:
     # every other assignment (including "nobody") is listed, dearer
     assert all(c >= best_cost for c, _ in others)
     assert ((1.0, (-1, -1))) in [(round(c, 6), a) for c, a in others]
+
+
+def test_a_gap_an_arm_bridges_counts_as_bridged():
+    mask = np.zeros((180, 320), np.uint8)
+    body = Blob(0, 100, 140, 40, 180, None)  # shoulders about row 75
+    slot = (160.0, 200.0, 50.0, 60.0)  # x0, x1, y0, y1: right of the body, above its shoulders
+    assert _bridged(mask, body, *slot) == 0.0
+    cv2.line(mask, (140, 75), (165, 55), 1, 4)  # an arm from the shoulder into the slot
+    assert _bridged(mask, body, *slot) == 1.0
+    other = Blob(0, 240, 280, 40, 180, None)  # on the slot's other side, nothing between
+    assert _bridged(mask, other, *slot) == 0.0
