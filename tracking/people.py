@@ -9,7 +9,7 @@ shoppers in the store at the same moment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -188,6 +188,16 @@ class Tracklet:
     n: int = 0
     widths: int = 0  # sum of the blob widths, over `seen` samples
     seen: int = 0
+    names: list[tuple[int, str | None]] = field(default_factory=list)  # (from frame, token), in order
+
+    def token_at(self, frame: int) -> str | None:
+        """Who this tracklet was at a frame, as far as is known now."""
+        token = None
+        for since, name in self.names:
+            if since > frame:
+                break
+            token = name
+        return token
 
     def add(self, d: Descriptor | None, width: int) -> None:
         self.widths += width

@@ -282,7 +282,9 @@ class _Visit:
         return self.info.entered_at + ENTER_DELAY_S - slack <= t <= self.info.exited_at - EXIT_LEAD_S + slack
 
 
-Observation = tuple[float, Tracklet, Descriptor | None]  # weight, the blob's tracklet, its description
+Observation = tuple[
+    float, Tracklet, Descriptor | None, int
+]  # weight, the blob's tracklet, its description, frame
 
 
 @dataclass
@@ -535,7 +537,9 @@ class _Pass:
         # standing in front), and the passers-by of that while say nothing
         seen = self._beside(s, max(start, end - int(REACH_WINDOW_S * self.fps)), end)
         usual = float(np.median(self.single_widths)) if len(self.single_widths) >= 5 else None
-        merged = usual is not None and any(not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _ in seen)
+        merged = usual is not None and any(
+            not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _, _ in seen
+        )
         cols = {id(c): self.change_cols.pop(id(c)) for c in changes if id(c) in self.change_cols}
         for sku, cs in picks.items():
             self.raw.append(
@@ -615,7 +619,7 @@ class _Pass:
         out: list[Observation] = []
         for wt, b, tr in near:
             wider = max(0.0, (b.x1 - b.x0) / max(1, w_ref) - 1.0)
-            out.append((wt * math.exp(-DEPTH_W * wider), tr, b.desc))
+            out.append((wt * math.exp(-DEPTH_W * wider), tr, b.desc, b.frame))
         return out
 
     def _people(self, index: int, fg: NDArray[np.uint8], bgr_small: NDArray[np.uint8]) -> None:
@@ -667,6 +671,7 @@ class _Pass:
                         self._name(index, tr, entering[0].info.token, "edge")
             if tr.token is not None and tr.token not in tokens:
                 tr.token = None
+                tr.names.append((index, None))
             if len(present) == 1 and tr.token != present[0].info.token:
                 self._name(index, tr, present[0].info.token, "alone")
             bw = b.x1 - b.x0
@@ -699,7 +704,11 @@ class _Pass:
         self.masks.append((index, fg))
 
     def _name(self, index: int, tr: Tracklet, token: str, how: str) -> None:
-        """Say who a tracklet is (`how`: the rule that named it, for debugging)."""
+        """Say who a tracklet is from now on (`how`: the rule that named it), and since its start when
+        it had no name yet and the rule vouches for all of it: a look, the frame's edge. Being the one
+        shopper left in the store says nothing about who the blob was while others were there too."""
+        since = tr.first if not tr.names and how != "alone" else index
+        tr.names.append((since, token))
         tr.token = token
 
     def _single(self, width: float) -> bool:
@@ -786,10 +795,11 @@ class _Pass:
         index = {v.info.token: i for i, v in enumerate(cands)}
         scores = np.zeros(len(cands))
         named = 0.0
-        for wt, tr, desc in ev.seen:
-            if tr.token is not None:
-                if tr.token in index:
-                    scores[index[tr.token]] += wt
+        for wt, tr, desc, frame in ev.seen:
+            token = tr.token_at(frame)
+            if token is not None:
+                if token in index:
+                    scores[index[token]] += wt
                     named += wt
                 continue  # someone known, and not a candidate
             vec = tr.mean if tr.n >= 3 else (desc_vector(desc) if desc is not None else tr.mean)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tracking.people import Blob, Descriptor, _blob_descriptor, desc_vector, split_blob
+from tracking.people import Blob, Descriptor, Tracklet, _blob_descriptor, desc_vector, split_blob
 from tracking.tracker import _assignments, _bridged
 
 RED = (40, 40, 200)  # BGR
@@ -77,3 +77,10 @@ def test_a_gap_an_arm_bridges_counts_as_bridged():
     assert _bridged(mask, body, *slot) == 1.0
     other = Blob(0, 240, 280, 40, 180, None)  # on the slot's other side, nothing between
     assert _bridged(mask, other, *slot) == 0.0
+
+
+def test_a_tracklet_renamed_keeps_who_it_was_before():
+    tr = Tracklet(1, 0, 10, first=30, last=30)
+    assert tr.token_at(40) is None
+    tr.names += [(30, "pm_a"), (90, None), (120, "pm_b")]
+    assert [tr.token_at(f) for f in (29, 30, 89, 90, 119, 500)] == [None, "pm_a", "pm_a", None, None, "pm_b"]
