@@ -71,6 +71,7 @@ class SlotState:
 
 
 TOP_MARGIN = 0.35
+PICK_DROP = 0.6  # ... or fell under this share of what it was (see compare_position)
 PICK_MAX_MATCH = 0.42  # a facing still this much like its product has not been taken  # share of the slot's height kept above it in the reference (a taller item put back)
 
 
@@ -247,8 +248,9 @@ def compare_position(
         tm = templates[old][2]
         still = match_at(after_frame, tm, c, s.y1, 2)
         was = match_at(before, tm, c - s.x0, before.shape[0], 2)
-        # taken: the product's match dropped well below what it was
-        if still > PICK_MAX_MATCH or still > was - 0.25:
+        # taken: the product's match dropped well below what it was (by a quarter, or to under
+        # PICK_DROP of it where it was never a close match: a facing the slot's pitch sets off-centre)
+        if still > PICK_MAX_MATCH or still > max(was - 0.25, PICK_DROP * was):
             return None, d
         return PositionChange(i, old, None, d, 1.0 - still, was, old), d
     scores = {sku: match_at(after_frame, tm, c, s.y1, 3) for sku, (_, _, tm) in templates.items()}
