@@ -176,7 +176,13 @@ def fit(cache: Path, presets: list[str]) -> dict[str, Any]:
     the other folds): in-sample probabilities would be surer than the tracker will be on new
     footage, and the cart model would learn to trust them too much.
     """
-    scenes = track_fitting_scenes(cache, presets)
+    params = fit_on(track_fitting_scenes(cache, presets))
+    params["fitted_on"] = {p: FIT_SEEDS[p] for p in presets}
+    return params
+
+
+def fit_on(scenes: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+    """Both models, fitted on tracked scenes: (preset, result, truth) each."""
     ex, ey, eg = _event_rows(scenes)
     event_l2 = held_out_l2(ex, ey, eg)
     w = fit_logistic(ex, ey, l2=event_l2)
@@ -210,7 +216,6 @@ def fit(cache: Path, presets: list[str]) -> dict[str, Any]:
     params.pop("cart_curve", None)
     params["l2"] = {"event": event_l2, "cart": cart_l2}
     suggest_threshold(params, labels, features, exact)
-    params["fitted_on"] = {p: FIT_SEEDS[p] for p in presets}
     params["events"] = len(ey)
     params["carts"] = len(exact)
     return params
