@@ -434,10 +434,9 @@ class _Pass:
         imot = np.asarray(cv2.integral(mot), np.int32)
         n = len(self.positions)
         f = self._frac(ifg, self.rects)  # the positions, then the rings above, then below
-        m = self._frac(imot, self.rects).reshape(3, n).max(axis=0)
+        motion = self._frac(imot, self.rects).reshape(3, n).max(axis=0)
         cover = f[:n]
         ring = np.maximum(f[n : 2 * n], f[2 * n :])
-        motion = m
         disturbed = (ring > RING_QUIET) | (motion > MOTION_QUIET) | (cover > COVER_QUIET)
         quiet = (ring <= RING_QUIET) & (motion <= MOTION_QUIET)
         settled: list[_Pos] = []
@@ -586,9 +585,10 @@ class _Pass:
 
         Closeness is across (the blob's edge to the slot, less the share of the gap that an arm
         bridges) and in depth: whoever reaches into the shelf stands at it, farther from the
-        camera than anyone waiting or walking behind, so looks narrower than they do. Among the blobs beside the slot meanwhile, those wider than
-        the narrowest count for less (narrow fragments, an arm, do not set the measure). The
-        head's height says less: people's heights vary about as much.
+        camera than anyone waiting or walking behind, so looks narrower than they do. Among the
+        blobs beside the slot meanwhile, those wider than the narrowest count for less (narrow
+        fragments, an arm, do not set the measure). The head's height says less: people's
+        heights vary about as much.
         """
         sx0, sx1 = s.x0 / 2, s.x1 / 2
         reach = max(8.0, 0.12 * self.aw / 2)
