@@ -288,6 +288,13 @@ class Transaction(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
+    media_claim = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="The media task now preparing its clips (a token), if any.",
+    )
+    media_claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

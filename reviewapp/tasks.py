@@ -30,6 +30,7 @@ from .services import (
 
 SETTLE_RETRIES = 6
 WEBHOOK_RETRIES = 8
+MEDIA_RECHECK_SECONDS = 5  # a media task whose transaction another task is preparing looks again after this
 
 
 def queue_task(queue: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
@@ -49,11 +50,14 @@ def track_footage_task(footage_id: int) -> str:
     return pipeline.footage_track(footage_id=footage_id)
 
 
-@queue_task("media")
-def prepare_review_task(txn_id: int) -> str:
+@queue_task("media", bind=True, max_retries=None)
+def prepare_review_task(self: Any, txn_id: int) -> str:
     if not Transaction.objects.filter(pk=txn_id).exists():
         return "gone"
-    return clips.review_prepare(txn_id=txn_id)
+    outcome = clips.review_prepare(txn_id=txn_id)
+    if outcome == "in progress":  # another media task holds it: look again (its claim lapses if it died)
+        raise self.retry(countdown=MEDIA_RECHECK_SECONDS)
+    return outcome
 
 
 @queue_task("settlement", bind=True, max_retries=SETTLE_RETRIES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -13,8 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError
 from django.db import transaction as db
+from django.db.models import Q
 from django.utils import timezone
 
 from tracking import clips as cutter
@@ -52,6 +55,11 @@ def review_prepare(*, txn_id: int) -> str:
     the later tasks then find them done. So the media of one footage is made on every core
     the worker has, in the order that makes each transaction reviewable soonest on average.
 
+    The transactions are claimed first (one UPDATE each way, `_media_claim`), so two media
+    workers never make the same clips: a task whose own transaction another task holds returns
+    "in progress" and makes nothing (its Celery task looks again; a killed holder's claim lapses
+    after the media time limit).
+
     Idempotent: clips already cut are kept; the task is created once (a unique
     constraint allows one open primary task per transaction). Media failures do not
     block review: the task is queued and the reviewer sees what could be made.
@@ -61,9 +69,31 @@ def review_prepare(*, txn_id: int) -> str:
         return "not flagged"
     if not _needs_media(txn):
         return "queued" if review_task_queue(txn=txn, problems=[]) is not None else "already queued"
-    batch = sorted([txn, *_waiting_others(txn)], key=lambda t: (_clip_seconds(t), t.pk))
-    queued = _prepare_batch(batch, own=txn.pk)
+    candidates = sorted([txn, *_waiting_others(txn)], key=lambda t: (_clip_seconds(t), t.pk))
+    token = uuid.uuid4().hex
+    mine = _media_claim(candidates, token)
+    try:
+        if txn.pk not in mine:
+            return "in progress"  # another media task is making it; the task looks again later
+        queued = _prepare_batch([t for t in candidates if t.pk in mine], own=txn.pk)
+    finally:
+        Transaction.objects.filter(pk__in=mine, media_claim=token).update(
+            media_claim="", media_claimed_at=None
+        )
     return "queued" if queued.get(txn.pk) else "already queued"
+
+
+def _media_claim(txns: list[Transaction], token: str) -> set[int]:
+    """Claim the making of these transactions' media for one task: those no other task holds, or
+    whose holder has outlived the media time limit (killed). One UPDATE, so two workers never
+    both make one transaction's clips."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMITS["media"])
+    ids = [t.pk for t in txns]
+    Transaction.objects.filter(pk__in=ids).filter(
+        Q(media_claimed_at__isnull=True) | Q(media_claimed_at__lt=stale)
+    ).update(media_claim=token, media_claimed_at=now)
+    return set(Transaction.objects.filter(pk__in=ids, media_claim=token).values_list("pk", flat=True))
 
 
 def _needs_media(txn: Transaction) -> bool:

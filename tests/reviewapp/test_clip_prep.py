@@ -86,3 +86,26 @@ def test_media_made_twice_is_kept_once_and_the_second_copy_removed(flagged: list
     clips._cut_media(txn)  # a second worker that got here too
     assert list(Clip.objects.filter(transaction=txn).values_list("pk", "redacted_file")) == kept
     assert media_files() == files
+
+
+def test_a_transaction_another_media_task_holds_is_left_to_it_until_its_claim_lapses(
+    flagged: list[Any],
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    txn = flagged[0]
+    Transaction.objects.filter(pk=txn.pk).update(media_claim="other", media_claimed_at=timezone.now())
+    assert clips.review_prepare(txn_id=txn.pk) == "in progress"
+    assert not Clip.objects.filter(transaction=txn).exists()
+    others = [t.pk for t in flagged[1:]]
+    assert (
+        set(Clip.objects.filter(transaction_id__in=others).values_list("transaction_id", flat=True)) == set()
+    )
+    # the holder was killed: once its claim is older than the media time limit, it is taken over
+    lapsed = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMITS["media"] + 1)
+    Transaction.objects.filter(pk=txn.pk).update(media_claimed_at=lapsed)
+    assert clips.review_prepare(txn_id=txn.pk) == "queued"
+    assert Clip.objects.filter(transaction=txn).exists()
+    assert not Transaction.objects.filter(pk__in=[t.pk for t in flagged]).exclude(media_claim="").exists()
