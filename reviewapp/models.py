@@ -292,6 +292,7 @@ class Transaction(models.Model):
         max_length=32,
         blank=True,
         default="",
+        db_default="",  # rows written in bulk (generate_history's COPY) get the empty claim too
         help_text="The media task now preparing its clips (a token), if any.",
     )
     media_claimed_at = models.DateTimeField(null=True, blank=True)
