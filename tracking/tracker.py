@@ -535,7 +535,7 @@ class _Pass:
         # who was beside the slot as the hand left it: a slot can be hidden long before (a shopper
         # standing in front), and the passers-by of that while say nothing
         seen = self._beside(s, max(start, end - int(REACH_WINDOW_S * self.fps)), end)
-        usual = float(np.median(self.single_widths)) if len(self.single_widths) >= 5 else None
+        usual = self._usual_width()
         merged = usual is not None and any(
             not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _, _ in seen
         )
@@ -611,7 +611,7 @@ class _Pass:
                     near.append((math.exp(-dist / (reach / 2)), b, tr))
         if not near:
             return []
-        usual = float(np.median(self.single_widths)) if len(self.single_widths) >= 5 else None
+        usual = self._usual_width()
         bodies = [b for _, b, _ in near if usual is None or b.x1 - b.x0 >= NARROW_BLOB * usual] or [
             b for _, b, _ in near
         ]
@@ -627,9 +627,9 @@ class _Pass:
         blobs = find_blobs(index, fg, bgr_small, (int(h * 0.5), int(h * 0.88)), max(6, w // 50))
         t = index / self.fps
         present = [v for v in self.visits if v.present(t)]
-        if SPLIT_MERGED and len(self.single_widths) >= 5 and len(present) >= 2:
+        usual = self._usual_width() if SPLIT_MERGED and len(present) >= 2 else None
+        if usual is not None:
             # a blob wider than one shopper: cut it where the columns' look changes from one to another
-            usual = float(np.median(self.single_widths))
             wide = {id(b) for b in blobs if b.x1 - b.x0 > SPLIT_WIDE * usual}
             if wide:  # the visits' looks (a median each) only when there is something to cut
                 looks = [lk for lk in (self._look(v) for v in present) if lk is not None]
@@ -711,11 +711,15 @@ class _Pass:
         tr.names.append((since, token))
         tr.token = token
 
+    def _usual_width(self) -> float | None:
+        """A lone shopper's usual blob width, once a few have been seen."""
+        return float(np.median(self.single_widths)) if len(self.single_widths) >= 5 else None
+
     def _single(self, width: float) -> bool:
         """Is a blob this wide one shopper (not two merged, not an arm or a fragment)?"""
-        if len(self.single_widths) < 5:
+        usual = self._usual_width()
+        if usual is None:
             return True
-        usual = float(np.median(self.single_widths))
         return NARROW_BLOB * usual <= width <= WIDE_BLOB * usual
 
     def _identify(self, live: list[Tracklet], present: list[_Visit]) -> None:
