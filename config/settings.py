@@ -215,6 +215,9 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
+        # kombu's default is a look every second, which a message arriving at an idle worker
+        # waits out (a tenth of a second of a look is a directory listing)
+        "polling_interval": 0.1,
     }
 else:
     # A task not acked within this time is delivered again (its worker died).

@@ -60,6 +60,16 @@ def prepare_review_task(self: Any, txn_id: int) -> str:
     return outcome
 
 
+@queue_task("media", bind=True, max_retries=None)
+def prepare_footage_review_task(self: Any, footage_id: int) -> str:
+    if not Footage.objects.filter(pk=footage_id).exists():
+        return "gone"
+    outcome = clips.footage_review_prepare(footage_id=footage_id)
+    if outcome == "in progress":  # another media task holds some: look again (its claim lapses if it died)
+        raise self.retry(countdown=MEDIA_RECHECK_SECONDS)
+    return outcome
+
+
 @queue_task("settlement", bind=True, max_retries=SETTLE_RETRIES)
 def settle_transaction_task(self: Any, txn_id: int) -> str:
     if not Transaction.objects.filter(pk=txn_id).exists():

@@ -48,17 +48,10 @@ Box = tuple[int, int, int, int]
 def review_prepare(*, txn_id: int) -> str:
     """Cut the review media of a flagged transaction and queue its primary review task.
 
-    A footage's flagged transactions are triaged together, so their tasks reach the media
-    worker at once. The first of them to run prepares all of that footage's flagged
-    transactions still waiting (no media, no task), MEDIA_THREADS clips at a time, shortest
-    transaction first, and queues each one's review task as soon as its own media is stored:
-    the later tasks then find them done. So the media of one footage is made on every core
-    the worker has, in the order that makes each transaction reviewable soonest on average.
-
-    The transactions are claimed first (one UPDATE each way, `_media_claim`), so two media
-    workers never make the same clips: a task whose own transaction another task holds returns
-    "in progress" and makes nothing (its Celery task looks again; a killed holder's claim lapses
-    after the media time limit).
+    Used for a transaction flagged on its own (footage that could not be tracked, a cart
+    re-triaged); a tracked footage's flagged transactions go through footage_review_prepare,
+    one task for them all. Either way the media of every flagged transaction of that footage
+    still waiting is made at once (`_prepare_waiting`).
 
     Idempotent: clips already cut are kept; the task is created once (a unique
     constraint allows one open primary task per transaction). Media failures do not
@@ -69,18 +62,62 @@ def review_prepare(*, txn_id: int) -> str:
         return "not flagged"
     if not _needs_media(txn):
         return "queued" if review_task_queue(txn=txn, problems=[]) is not None else "already queued"
-    candidates = sorted([txn, *_waiting_others(txn)], key=lambda t: (_clip_seconds(t), t.pk))
+    queued, held = _prepare_waiting([txn, *_waiting_others(txn)], own=txn.pk)
+    if txn.pk in held:
+        return "in progress"  # another media task is making it; the task looks again later
+    return "queued" if queued.get(txn.pk) else "already queued"
+
+
+def footage_review_prepare(*, footage_id: int) -> str:
+    """Cut the media of every flagged transaction of one footage still waiting for it (no clips,
+    no review task) and queue each one's review task as soon as its own media is stored.
+
+    A tracked footage's flagged transactions are triaged together and this runs once for them
+    all: one message on the media queue rather than one per transaction, each of which a
+    polling broker delivers a poll apart. Returns "in progress" if another media task holds
+    some of them (the caller looks again; a killed holder's claim lapses).
+    """
+    waiting = list(
+        Transaction.objects.filter(footage_id=footage_id, state__in=REVIEWABLE_STATES, clips__isnull=True)
+        .exclude(tasks__kind=TaskKind.PRIMARY)
+        .select_related("store", "visit", "footage", "footage__camera")
+        .distinct()
+    )
+    if not waiting:
+        return "nothing waiting"
+    queued = 0
+    for txn in [t for t in waiting if not _needs_media(t)]:  # purged or file-less footage
+        queued += review_task_queue(txn=txn, problems=[]) is not None
+    done, held = _prepare_waiting([t for t in waiting if _needs_media(t)], own=None)
+    queued += sum(done.values())
+    if held:
+        return "in progress"
+    return f"{queued} queued"
+
+
+def _prepare_waiting(txns: list[Transaction], *, own: int | None) -> tuple[dict[int, bool], set[int]]:
+    """Make the media of these transactions of one footage, shortest first, on every core the
+    worker has, and queue each one's review task as soon as its own media is stored.
+
+    The transactions are claimed first (one UPDATE each way, `_media_claim`), so two media
+    workers never make the same clips. Returns, per transaction made here, whether this call
+    queued its task, and the ids another task holds. A failure to prepare `own` is raised.
+    """
+    if not txns:
+        return {}, set()
+    candidates = sorted(txns, key=lambda t: (_clip_seconds(t), t.pk))
     token = uuid.uuid4().hex
     mine = _media_claim(candidates, token)
+    held = {t.pk for t in candidates} - mine
     try:
-        if txn.pk not in mine:
-            return "in progress"  # another media task is making it; the task looks again later
-        queued = _prepare_batch([t for t in candidates if t.pk in mine], own=txn.pk)
+        if not mine or (own is not None and own in held):
+            return {}, held
+        queued = _prepare_batch([t for t in candidates if t.pk in mine], own=own)
     finally:
         Transaction.objects.filter(pk__in=mine, media_claim=token).update(
             media_claim="", media_claimed_at=None
         )
-    return "queued" if queued.get(txn.pk) else "already queued"
+    return queued, held
 
 
 def _media_claim(txns: list[Transaction], token: str) -> set[int]:
@@ -301,7 +338,7 @@ def _media_pool() -> Iterator[ThreadPoolExecutor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _prepare_batch(batch: list[Transaction], *, own: int) -> dict[int, bool]:
+def _prepare_batch(batch: list[Transaction], *, own: int | None) -> dict[int, bool]:
     """Make the media of transactions of one footage, MEDIA_THREADS clips at a time in the order
     given, and store each transaction's media and queue its task as soon as its clips are made.
 
@@ -450,4 +487,4 @@ def review_task_queue(
     return task
 
 
-__all__ = ["OPEN_TASK_STATES", "review_prepare", "review_task_queue"]
+__all__ = ["OPEN_TASK_STATES", "footage_review_prepare", "review_prepare", "review_task_queue"]

@@ -2,7 +2,7 @@
 
 footage_queue ──(tracking queue)──► footage_track ──► transaction per visit ──► transaction_triage
                                                                       auto_approved ──► settlement queue
-                                                                      needs_review  ──► media queue
+                                                                      needs_review  ──► media queue (one task a footage)
 """
 
 from __future__ import annotations
@@ -162,6 +162,8 @@ class _tracker_inputs:
 
 
 def _footage_failed(*, footage: Footage, visits: list[Visit], error: str) -> None:
+    from ..tasks import prepare_footage_review_task
+
     with db.atomic():
         Footage.objects.filter(pk=footage.pk).update(status=FootageStatus.FAILED, error=error[:2000])
         audit_record(
@@ -175,7 +177,8 @@ def _footage_failed(*, footage: Footage, visits: list[Visit], error: str) -> Non
         for visit in visits:
             txn, created = _transaction_for(visit=visit, footage=footage)
             if created:
-                transaction_triage(txn=txn, forced_reasons=[NO_USABLE_FOOTAGE])
+                transaction_triage(txn=txn, forced_reasons=[NO_USABLE_FOOTAGE], media=False)
+        db.on_commit(lambda: prepare_footage_review_task.delay(footage.pk))
 
 
 def _transaction_for(*, visit: Visit, footage: Footage, **fields: Any) -> tuple[Transaction, bool]:
@@ -190,6 +193,8 @@ def _transaction_for(*, visit: Visit, footage: Footage, **fields: Any) -> tuple[
 
 
 def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> None:
+    from ..tasks import prepare_footage_review_task
+
     slots = {s.slot_id: s for s in PlanogramSlot.objects.filter(camera_id=footage.camera_id)}
     products = {p.sku: p for p in Product.objects.filter(store_id=footage.store_id)}
     by_code = {str(v.code): v for v in visits}
@@ -229,14 +234,16 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
                 reasons.append("ambiguous event")
             if token in present_at_unattributed:
                 reasons.append("unattributed event during the visit")
-            transaction_triage(txn=txn, forced_reasons=reasons)
+            transaction_triage(txn=txn, forced_reasons=reasons, media=False)
         for visit in visits:  # the tracker returns every visit; if one is missing, a human looks
             if str(visit.code) not in result.carts:
                 txn, created = _transaction_for(visit=visit, footage=footage)
                 if created:
                     transaction_triage(
-                        txn=txn, forced_reasons=["the tracker returned no cart for this visit"]
+                        txn=txn, forced_reasons=["the tracker returned no cart for this visit"], media=False
                     )
+        # the media of all the flagged ones in one task, after the commit
+        db.on_commit(lambda: prepare_footage_review_task.delay(footage.pk))
         if result.unattributed:
             _record_events(
                 footage=footage, txn=None, events=result.unattributed, slots=slots, products=products
@@ -319,10 +326,12 @@ def triage_reasons(*, txn: Transaction, store: Store, forced: Iterable[str] = ()
     return reasons
 
 
-def transaction_triage(*, txn: Transaction, forced_reasons: Iterable[str] = ()) -> str:
+def transaction_triage(*, txn: Transaction, forced_reasons: Iterable[str] = (), media: bool = True) -> str:
     """Decide auto-approve or review for a transaction still in `tracking`; queue what follows.
 
     Caller holds a database transaction; follow-up tasks are queued after it commits.
+    `media=False`: the caller queues the review media of its footage's flagged transactions
+    itself, in one task (footage_review_prepare).
     """
     from ..tasks import prepare_review_task, settle_transaction_task
 
@@ -354,10 +363,10 @@ def transaction_triage(*, txn: Transaction, forced_reasons: Iterable[str] = ()) 
         before={"state": TransactionState.TRACKING},
         after={"state": new, "reasons": reasons, "confidence": txn.confidence, "amount": txn.proposed_amount},
     )
-    if reasons:
-        db.on_commit(lambda: prepare_review_task.delay(txn.pk))
-    else:
+    if not reasons:
         db.on_commit(lambda: settle_transaction_task.delay(txn.pk))
+    elif media:
+        db.on_commit(lambda: prepare_review_task.delay(txn.pk))
     return new
 
 

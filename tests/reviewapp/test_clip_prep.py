@@ -27,7 +27,7 @@ def flagged(db: None, small_scene: Path) -> list[Transaction]:
     Store.objects.filter(pk=scene.footage.store_id).update(review_threshold=1.0)
     with transaction.atomic():
         footage_queue(footage=scene.footage, actor=Actor(label="test"))
-    footage_track(footage_id=scene.footage.pk)  # the media tasks it queues wait for a commit that never comes
+    footage_track(footage_id=scene.footage.pk)  # the media task it queues waits for a commit that never comes
     txns = list(Transaction.objects.filter(footage=scene.footage, state="needs_review"))
     assert len(txns) >= 2, "the scene should flag at least two carts"
     return txns
@@ -109,3 +109,45 @@ def test_a_transaction_another_media_task_holds_is_left_to_it_until_its_claim_la
     assert clips.review_prepare(txn_id=txn.pk) == "queued"
     assert Clip.objects.filter(transaction=txn).exists()
     assert not Transaction.objects.filter(pk__in=[t.pk for t in flagged]).exclude(media_claim="").exists()
+
+
+def test_tracking_queues_one_media_task_for_all_the_flagged_carts_of_its_footage(
+    db: None, small_scene: Path, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reviewapp import tasks
+
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(tasks.prepare_footage_review_task, "delay", lambda pk: sent.append(("footage", pk)))
+    monkeypatch.setattr(tasks.prepare_review_task, "delay", lambda pk: sent.append(("transaction", pk)))
+    scene = scene_ingest(scene_dir=small_scene, store_name="One", actor=Actor(label="test"), process=False)
+    Store.objects.filter(pk=scene.footage.store_id).update(review_threshold=1.0)
+    with transaction.atomic():
+        footage_queue(footage=scene.footage, actor=Actor(label="test"))
+    with django_capture_on_commit_callbacks(execute=True):
+        footage_track(footage_id=scene.footage.pk)
+    assert Transaction.objects.filter(footage=scene.footage, state="needs_review").count() >= 2
+    assert sent == [("footage", scene.footage.pk)]
+
+
+def test_the_footage_task_prepares_every_waiting_transaction_shortest_first(flagged: list[Any]) -> None:
+    footage_id = flagged[0].footage_id
+    by_length = sorted(flagged, key=lambda t: (clips._clip_seconds(t), t.pk))
+    assert clips.footage_review_prepare(footage_id=footage_id) == f"{len(flagged)} queued"
+    tasks = ReviewTask.objects.filter(transaction__in=flagged).order_by("created_at", "pk")
+    assert list(tasks.values_list("transaction_id", flat=True)) == [t.pk for t in by_length]
+    assert all(Clip.objects.filter(transaction=t).exists() for t in flagged)
+    assert clips.footage_review_prepare(footage_id=footage_id) == "nothing waiting"  # redelivered
+
+
+def test_the_footage_task_leaves_a_held_transaction_to_its_holder_and_says_so(flagged: list[Any]) -> None:
+    from django.utils import timezone
+
+    footage_id = flagged[0].footage_id
+    held, rest = flagged[0], flagged[1:]
+    Transaction.objects.filter(pk=held.pk).update(media_claim="other", media_claimed_at=timezone.now())
+    assert clips.footage_review_prepare(footage_id=footage_id) == "in progress"  # its task looks again
+    assert not Clip.objects.filter(transaction=held).exists()
+    assert all(ReviewTask.objects.filter(transaction=t).exists() for t in rest)
+    Transaction.objects.filter(pk=held.pk).update(media_claim="", media_claimed_at=None)  # the holder gave up
+    assert clips.footage_review_prepare(footage_id=footage_id) == "1 queued"
+    assert ReviewTask.objects.filter(transaction=held).exists()

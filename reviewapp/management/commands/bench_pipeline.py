@@ -177,7 +177,7 @@ class Command(BaseCommand):
                         "-n",
                         f"bench-{queue}@%h",
                         "-l",
-                        "WARNING",
+                        "INFO",
                         "--without-mingle",
                         "--without-gossip",
                     ],  # fmt: skip
