@@ -75,9 +75,13 @@ PICK_DROP = 0.6  # ... or fell under this share of what it was (see compare_posi
 PICK_MAX_MATCH = 0.42  # a facing still this much like its product has not been taken  # share of the slot's height kept above it in the reference (a taller item put back)
 
 
+def crop_top(s: SlotState) -> int:
+    """The first row of the slot's crop: the slot and a margin above it."""
+    return max(0, s.y0 - int(round((s.y1 - s.y0) * TOP_MARGIN)))
+
+
 def crop_box(frame_bgr: F32, s: SlotState) -> F32:
-    top = max(0, s.y0 - int(round((s.y1 - s.y0) * TOP_MARGIN)))
-    return frame_bgr[top : s.y1, s.x0 : s.x1]
+    return frame_bgr[crop_top(s) : s.y1, s.x0 : s.x1]
 
 
 def make_templates(

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,7 @@ from tracking.shelf import (
     column,
     compare_position,
     crop_box,
+    crop_top,
     init_slot,
     load_product_images,
     make_templates,
@@ -337,6 +338,9 @@ class _Pass:
         self.templates = make_templates(planogram, products, self.scale)
         self.slots: list[SlotState] = []
         self.ref_small: NDArray[np.uint8] | None = None
+        self.ref_sample: NDArray[np.float32] | None = None
+        self.bands: list[tuple[int, int]] = []
+        self.frame32: NDArray[np.float32] = np.zeros((0, 0, 3), np.float32)
         self.prev_small: NDArray[np.uint8] | None = None
         self.sample: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
         self.blobs: deque[list[tuple[Blob, Tracklet]]] = deque(
@@ -401,6 +405,14 @@ class _Pass:
         ys, xs = np.mgrid[2 : sh - 2 : 6, 2 : sw - 2 : 6]
         ok = (small[ys, xs] > 30) & (small[ys, xs] < 235)
         self.sample = (ys[ok].astype(np.intp), xs[ok].astype(np.intp))
+        # the rows a settling slot is looked at in (its crop, and any product's template standing on
+        # its bottom edge), converted to float on their own: a full frame each time costs more
+        tallest = max((t[1] for t in self.templates.values()), default=0)
+        height = bgr.shape[0]
+        self.bands = [
+            (max(0, min(crop_top(s), s.y1 - tallest) - 4), min(height, s.y1 + 4)) for s in self.slots
+        ]
+        self.frame32 = np.empty(bgr.shape, np.float32)
 
     @staticmethod
     def _frac(integral: NDArray[np.int32], r: NDArray[np.int32]) -> NDArray[np.float64]:
@@ -421,7 +433,9 @@ class _Pass:
             self._start(bgr, small)
             return
         assert self.sample is not None and self.prev_small is not None
-        ref = self.ref_small[self.sample].astype(np.float32)
+        if self.ref_sample is None:  # the reference changes only where a slot settles
+            self.ref_sample = self.ref_small[self.sample].astype(np.float32)
+        ref = self.ref_sample
         cur = small[self.sample].astype(np.float32)
         self.gain = float(np.median(cur / np.maximum(ref, 1.0)))
         refg = cv2.convertScaleAbs(self.ref_small, alpha=self.gain)
@@ -460,7 +474,9 @@ class _Pass:
             if people:
                 self._people(index, np.asarray(fg, np.uint8), np.ascontiguousarray(bgr_full[::2, ::2]))
             if settled:
-                f32 = bgr_full.astype(np.float32) / max(self.gain, 0.05)
+                f32 = self.frame32  # filled only in the rows of the slots that settled
+                for r0, r1 in _union(self.bands[ps.slot] for ps in settled):
+                    np.divide(bgr_full[r0:r1], max(self.gain, 0.05), out=f32[r0:r1], dtype=np.float32)
                 for ps in settled:
                     self._settle(ps, index, f32, small)
         # a slot's changes become events once none of its positions is still busy (or after a while)
@@ -492,6 +508,7 @@ class _Pass:
         for r in (self.cols[k], self.tops[k], self.bottoms[k]):
             region = small[r[1] : r[3], r[0] : r[2]].astype(np.float32) / g
             self.ref_small[r[1] : r[3], r[0] : r[2]] = np.clip(region, 0, 255).astype(np.uint8)
+        self.ref_sample = None
         ps.active = False
         self.active_mask[k] = False
         ps.quiet_run = 0
@@ -820,6 +837,17 @@ class _Pass:
         best, second = float(scores[order[0]]), float(scores[order[1]])
         margin = (best - second) / total
         return names[0], margin, names, named / total
+
+
+def _union(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping (start, end) row spans merged."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def _bridged(mask: NDArray[np.uint8], b: Blob, sx0: float, sx1: float, sy0: float, sy1: float) -> float:
