@@ -21,6 +21,7 @@ QUEUES = ("tracking", "media", "settlement", "default")
 # Every periodic job, in one place. Each calls a thin task in reviewapp/tasks.py.
 BEAT_SCHEDULE = {
     "seal-audit-log": {"task": "reviewapp.tasks.seal_audit_log_task", "schedule": 5.0},
+    "requeue-stuck-media": {"task": "reviewapp.tasks.requeue_stuck_media_task", "schedule": 120.0},
     "release-expired-leases": {"task": "reviewapp.tasks.release_expired_leases_task", "schedule": 30.0},
     "bump-priorities": {"task": "reviewapp.tasks.bump_priorities_task", "schedule": 60.0},
     "apply-deadline-rules": {"task": "reviewapp.tasks.apply_deadline_rules_task", "schedule": 60.0},

@@ -104,6 +104,14 @@ def send_webhook_task(self: Any, delivery_id: int) -> str:
 
 
 @queue_task("default")
+def requeue_stuck_media_task() -> int:
+    stuck = clips.media_stuck()
+    for txn_id in stuck:
+        prepare_review_task.delay(txn_id)
+    return len(stuck)
+
+
+@queue_task("default")
 def release_expired_leases_task() -> int:
     return review.lease_release_expired()
 

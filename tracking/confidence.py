@@ -32,6 +32,8 @@ AMBIGUOUS_MARGIN = 0.35  # attribution margin under which an event with rival sh
 LOOKALIKE_MARGIN = 0.05  # correlation margin under which an item put back may be its look-alike
 DOUBT_CAP = 0.5  # an ambiguous or look-alike event is worth no more than this
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+SPAN_USUAL_S = 2.0  # an event's slot disturbed longer than a reach takes ...
+SPAN_LONG_S = 8.0  # ... counts as fully long this much longer
 
 FEATURES = (
     "bias",
@@ -48,6 +50,7 @@ FEATURES = (
     "unattributed",
     "merged",
     "named",
+    "span",
 )
 
 
@@ -66,6 +69,9 @@ class EventFeatures:
     attributed: bool
     merged: bool = False  # a blob of more than one shopper was beside the slot, and others could have done it
     named: float = 1.0  # share of the attribution evidence from shoppers known by name, not only by look
+    # seconds the slot stayed disturbed: a reach takes one or two; over a long stay (a shopper standing
+    # in front, several at it in turn) the hand that changed it is looked for only at the end
+    span_s: float = 0.0
 
     def vector(self) -> NDArray[np.float64]:
         rivals = max(0, self.candidates - 1)
@@ -85,6 +91,7 @@ class EventFeatures:
                 float(not self.attributed),
                 float(self.merged),
                 self.named,
+                min(1.0, max(0.0, self.span_s - SPAN_USUAL_S) / SPAN_LONG_S),
             ]
         )
 

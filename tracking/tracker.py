@@ -1066,6 +1066,7 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
         attributed=token is not None,
         merged=ev.merged and len(cands) > 1,
         named=named if len(cands) > 1 else 1.0,
+        span_s=(ev.end - ev.start) / fps,
     )
     pe = conf.event_probability(feats)
     event = TrackedEvent(

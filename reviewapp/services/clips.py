@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,22 @@ def _prepare_waiting(txns: list[Transaction], *, own: int | None) -> tuple[dict[
             media_claim="", media_claimed_at=None
         )
     return queued, held
+
+
+def media_stuck(*, now: datetime | None = None, limit: int = 200) -> list[int]:
+    """Flagged transactions that should have had their review task by now and have none: the media
+    task failed on something unforeseen, or its message was lost with a broker. Oldest first; none
+    that a media task is still making (a claim younger than the media time limit). The periodic
+    sweep queues each again, so a flagged cart never waits unseen."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMITS["media"] + 60)
+    return list(
+        Transaction.objects.filter(state__in=REVIEWABLE_STATES, triaged_at__lt=stale)
+        .exclude(tasks__kind=TaskKind.PRIMARY)
+        .filter(Q(media_claimed_at__isnull=True) | Q(media_claimed_at__lt=stale))
+        .order_by("triaged_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 def _media_claim(txns: list[Transaction], token: str) -> set[int]:
@@ -487,4 +503,4 @@ def review_task_queue(
     return task
 
 
-__all__ = ["OPEN_TASK_STATES", "footage_review_prepare", "review_prepare", "review_task_queue"]
+__all__ = ["OPEN_TASK_STATES", "footage_review_prepare", "media_stuck", "review_prepare", "review_task_queue"]

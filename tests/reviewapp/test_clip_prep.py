@@ -151,3 +151,22 @@ def test_the_footage_task_leaves_a_held_transaction_to_its_holder_and_says_so(fl
     Transaction.objects.filter(pk=held.pk).update(media_claim="", media_claimed_at=None)  # the holder gave up
     assert clips.footage_review_prepare(footage_id=footage_id) == "1 queued"
     assert ReviewTask.objects.filter(transaction=held).exists()
+
+
+def test_a_flagged_cart_whose_media_task_never_finished_is_found_by_the_sweep(make_transaction: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    long_ago = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMITS["media"] + 120)
+    lost = make_transaction(triaged_at=long_ago)  # its media task failed: no task, no claim
+    fresh = make_transaction(triaged_at=now)  # its media task may still be on its way
+    being_made = make_transaction(triaged_at=long_ago, media_claim="w", media_claimed_at=now)
+    holder_died = make_transaction(triaged_at=long_ago, media_claim="w", media_claimed_at=long_ago)
+    done = make_transaction(triaged_at=long_ago)
+    ReviewTask.objects.create(transaction=done, kind="primary", settle_by=now)
+    settled = make_transaction(state="settled", triaged_at=long_ago)
+    found = clips.media_stuck(now=now)
+    assert found == [lost.pk, holder_died.pk]
+    assert not {fresh.pk, being_made.pk, done.pk, settled.pk} & set(found)
