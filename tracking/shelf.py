@@ -217,6 +217,7 @@ class PositionChange:
     start: int = 0  # frames: when the position was first disturbed, and when it settled
     end: int = 0
     before_frame: int = 0
+    touched: int = -1  # frame the position first showed its new content for good (-1: not known)
 
 
 def column(s: SlotState, i: int, width: int) -> tuple[int, int]:

@@ -100,7 +100,14 @@ COVER_QUIET = 0.04
 EMIT_AFTER_S = 3.0
 REACH_WINDOW_S = 2.0  # a reach in and out takes about a second; the slot settles soon after
 CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
-BLOB_MEMORY_S = 12.0
+BLOB_MEMORY_S = 24.0  # shopper blobs (and foreground masks) kept to attribute a change made this long ago
+# A position's column, while it is busy, is compared with its quiet view before and after: the
+# reach that changed it ended where the column first showed the after view for good (no before
+# view later), not when the slot settled, which can be much later (a shopper standing in front).
+# A look is like one view when it is within this share of the other view's distance, and of how far
+# apart the two views are (a shopper in front is far from both).
+VIEW_NEAR = 0.5
+VIEW_APART = 4.0  # grey levels: two views closer than this cannot be told apart
 # a shopper is in view only inside their visit: some time after the gate, and before leaving it
 ENTER_DELAY_S = 1.5
 EXIT_LEAD_S = 0.5
@@ -298,6 +305,8 @@ class _Pos:
     k: int = 0  # index into the pass's positions (and its per-position arrays)
     peak_cover: float = 0.0
     covered: int = 0  # frames the position was mostly hidden in its last episode
+    # its column (activity scale, with the frame's gain) on each frame since it became busy
+    seen: deque[tuple[int, NDArray[np.uint8], float]] = field(default_factory=deque)
 
 
 @dataclass
@@ -339,6 +348,7 @@ class _Pass:
         self.slots: list[SlotState] = []
         self.ref_small: NDArray[np.uint8] | None = None
         self.ref_sample: NDArray[np.float32] | None = None
+        self.seen_max = int(BLOB_MEMORY_S * self.fps)
         self.bands: list[tuple[int, int]] = []
         self.frame32: NDArray[np.float32] = np.zeros((0, 0, 3), np.float32)
         self.prev_small: NDArray[np.uint8] | None = None
@@ -349,7 +359,7 @@ class _Pass:
         self.live: list[Tracklet] = []
         # the last few seconds' foreground masks (at the people frames), to see arms in
         self.masks: deque[tuple[int, NDArray[np.uint8]]] = deque(
-            maxlen=int((REACH_WINDOW_S + 1) * self.fps / PEOPLE_EVERY) + 2
+            maxlen=int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY) + 2
         )
         self.single_widths: deque[int] = deque(maxlen=200)
         self.next_tracklet = 0
@@ -459,11 +469,16 @@ class _Pass:
             if not ps.active:
                 ps.active = True
                 ps.start = index
+                ps.seen.clear()
                 ps.quiet_run = 0
                 ps.peak_cover = float(cover[k])
                 self.active_mask[k] = True
                 continue
             ps.peak_cover = max(ps.peak_cover, float(cover[k]))
+            x0, y0, x1, y1 = self.cols[k]
+            ps.seen.append((index, small[y0:y1, x0:x1].copy(), self.gain))
+            if len(ps.seen) > self.seen_max:
+                ps.seen.popleft()
             ps.quiet_run = ps.quiet_run + 1 if quiet[k] else 0
             if ps.quiet_run >= SETTLE_FRAMES:
                 settled.append(ps)
@@ -495,7 +510,13 @@ class _Pass:
         end = index - SETTLE_FRAMES
         a0, a1 = column(s, ps.i, after.shape[1])
         if change is not None:
-            ch = replace(change, start=ps.start, end=end, before_frame=int(self.last_quiet[ps.k]))
+            ch = replace(
+                change,
+                start=ps.start,
+                end=end,
+                before_frame=int(self.last_quiet[ps.k]),
+                touched=min(end, self._touched(ps, small, end)),
+            )
             self.pending[ps.slot].append(ch)
             self.change_cols[id(ch)] = (s.ref_bgr[:, a0:a1].copy(), after[:, a0:a1].copy())
             s.labels[ps.i] = change.after
@@ -510,11 +531,37 @@ class _Pass:
             self.ref_small[r[1] : r[3], r[0] : r[2]] = np.clip(region, 0, 255).astype(np.uint8)
         self.ref_sample = None
         ps.active = False
+        ps.seen.clear()
         self.active_mask[k] = False
         ps.quiet_run = 0
         self.last_quiet[k] = index
         ps.covered = max(0, end - ps.start) if ps.peak_cover > 0.6 else 0
         ps.peak_cover = 0.0
+
+    def _touched(self, ps: _Pos, small: NDArray[np.uint8], end: int) -> int:
+        """The frame from which the position's column showed its new view for good: after its
+        last look like the old view, the first look like the new one (VIEW_NEAR). `end` when the
+        two views are too alike to tell, or the column never looked like the new view sooner."""
+        assert self.ref_small is not None
+        x0, y0, x1, y1 = self.cols[ps.k]
+        before = self.ref_small[y0:y1, x0:x1].astype(np.float32)
+        after = small[y0:y1, x0:x1].astype(np.float32) / max(self.gain, 0.05)
+        apart = float(np.abs(before - after).mean()) if before.size else 0.0
+        if apart < VIEW_APART:
+            return end
+        near = VIEW_NEAR * apart
+        first_after = end
+        for frame, col, gain in ps.seen:
+            if frame > end:
+                break
+            view = col.astype(np.float32) / max(gain, 0.05)
+            d_before = float(np.abs(view - before).mean())
+            d_after = float(np.abs(view - after).mean())
+            if d_before < near and d_before < VIEW_NEAR * d_after:
+                first_after = end  # still the old view: the change came later
+            elif d_after < near and d_after < VIEW_NEAR * d_before and first_after == end:
+                first_after = frame
+        return first_after
 
     def flush(self) -> None:
         """At the end of the footage: what settled but was waiting for its slot to calm becomes events."""
@@ -551,7 +598,8 @@ class _Pass:
         picks = {sku: cs for sku, cs in picks.items() if cs}
         # who was beside the slot as the hand left it: a slot can be hidden long before (a shopper
         # standing in front), and the passers-by of that while say nothing
-        seen = self._beside(s, max(start, end - int(REACH_WINDOW_S * self.fps)), end)
+        reach_end = max(c.touched if c.touched >= 0 else c.end for c in changes)
+        seen = self._beside(s, max(start, reach_end - int(REACH_WINDOW_S * self.fps)), reach_end)
         usual = self._usual_width()
         merged = usual is not None and any(
             not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _, _ in seen
