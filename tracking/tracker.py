@@ -135,6 +135,7 @@ MURMUR_DIFF = (
 PAIR_S = (
     12.0  # a pick and a return of the same position within this may cancel out (a shopper standing there)
 )
+HORIZON_S = 60.0  # raw events older than this are paired (above) while the footage is still read
 PAIR_SAME = (
     0.8  # share of CHANGE_DIFF under which the views before the pick and after the return are the same
 )
@@ -364,6 +365,8 @@ class _Pass:
         self.single_widths: deque[int] = deque(maxlen=200)
         self.next_tracklet = 0
         self.raw: list[_RawEvent] = []
+        self.paired = 0  # raw events before this one have been through _cancel_pairs
+        self.cancelled: list[float] = []  # times of the pick/return pairs it dropped
         self.finished: list[TrackedEvent] = []
         self.tracks: dict[str, list[TrackPoint]] = {v.info.token: [] for v in visits}
         self.by_token = {v.info.token: v for v in visits}
@@ -1002,10 +1005,13 @@ def track_footage(
     done = 0
     for frame in iter_yuv(footage, size[0], size[1], report):
         p.feed(frame.index, frame.y, frame.buffer)
-        if progress is not None and frame.index % 150 == 0:
-            progress(min(0.99, frame.index / expected))
+        if frame.index % 150 == 0:
+            _release_views(p, frame.index)
+            if progress is not None:
+                progress(min(0.99, frame.index / expected))
     p.flush()
-    cancelled = _cancel_pairs(p) + [f / p.fps for f in p.netted]
+    _cancel_pairs(p)
+    cancelled = p.cancelled + [f / p.fps for f in p.netted]
     while done < len(p.raw):
         if not p.raw[done].dropped:
             events.append(_finish(p, p.raw[done]))
@@ -1021,8 +1027,9 @@ def track_footage(
     return result
 
 
-def _cancel_pairs(p: _Pass) -> list[float]:
-    """Drop a pick and a later return of the same position that cancel out; the times of those dropped.
+def _cancel_pairs(p: _Pass, upto: int | None = None) -> None:
+    """Drop a pick and a later return of the same position that cancel out (their times go to
+    `p.cancelled`), for the raw events not yet looked at, up to `upto` (all by default).
 
     A shopper standing in front of a slot can make it look emptied and then filled
     again; when the position's quiet view before the pick and after the return are
@@ -1038,8 +1045,9 @@ def _cancel_pairs(p: _Pass) -> list[float]:
             who[id(ev)] = p.attribute(ev)[0]
         return who[id(ev)]
 
-    times: list[float] = []
-    for j, r in enumerate(raw):
+    end = len(raw) if upto is None else min(upto, len(raw))
+    for j in range(p.paired, end):
+        r = raw[j]
         if r.kind != "return" or r.dropped or not r.cols:
             continue
         ((i, (_, r_after)),) = r.cols.items()
@@ -1073,9 +1081,30 @@ def _cancel_pairs(p: _Pass) -> list[float]:
                     pk.qty -= 1
                     del pk.changes[k]
                     del pk.cols[i]
-                times.append(pk.start / fps)
+                p.cancelled.append(pk.start / fps)
             break
-    return times
+    p.paired = max(p.paired, end)
+
+
+def _release_views(p: _Pass, index: int) -> None:
+    """Pair the raw events that are old enough (HORIZON_S) and drop the position views no pairing
+    can use any more, so that memory does not grow with the footage's length.
+
+    A pick's view before is wanted by a return starting at most PAIR_S after the pick; no event
+    still to come, nor one not yet paired, can start before the earliest start still open.
+    """
+    horizon = index - int(HORIZON_S * p.fps)
+    upto = p.paired
+    while upto < len(p.raw) and p.raw[upto].end < horizon:
+        upto += 1
+    _cancel_pairs(p, upto)
+    open_starts = [ps.start for ps in p.positions if ps.active]
+    open_starts += [c.start for pend in p.pending for c in pend]
+    open_starts += [r.start for r in p.raw[p.paired :]]
+    earliest = min([index, *open_starts])
+    for r in p.raw[: p.paired]:
+        if r.cols and (r.kind == "return" or r.end < earliest - int(PAIR_S * p.fps)):
+            r.cols = {}
 
 
 def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:

@@ -237,7 +237,10 @@ def test_a_pick_and_return_that_leave_the_position_as_it_was_cancel_out() -> Non
     other = _raw("return", 60, 70, 30.0, 180.0)  # filled with something else: not a cancelling pair
     for ev in (pick, back, other):
         ev.slot = slot  # type: ignore[attr-defined]
-    fake = SimpleNamespace(raw=[pick, back, other], fps=15.0, attribute=lambda ev: ("tok", 1.0, ("tok",)))
-    times = _cancel_pairs(fake)  # type: ignore[arg-type]
+    fake = SimpleNamespace(
+        raw=[pick, back, other], fps=15.0, attribute=lambda ev: ("tok", 1.0, ("tok",)), paired=0, cancelled=[]
+    )
+    _cancel_pairs(fake, upto=2)  # type: ignore[arg-type]  # while the footage is read: the first two
     assert [pick.dropped, back.dropped, other.dropped] == [True, True, False]  # type: ignore[attr-defined]
-    assert times == [pytest.approx(10 / 15.0)]
+    _cancel_pairs(fake)  # type: ignore[arg-type]  # at its end: the rest, each looked at once
+    assert fake.paired == 3 and fake.cancelled == [pytest.approx(10 / 15.0)]
