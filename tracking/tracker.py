@@ -29,16 +29,20 @@ The pipeline, one pass over the footage:
    cheapest one-to-one assignment of the unknown tracklets to the visits not yet
    in view, by look (learned in this camera, else the gate image's), names it
    and every other naming of it costs clearly more. Once the footage is read,
-   each event goes to the visit whose blobs were beside the slot meanwhile:
-   named tracklets count as they are, others by their look against each
-   candidate's look; the margin is the score gap.
+   each event goes to the visit whose blobs were beside the slot in the
+   `REACH_WINDOW_S` before the reach ended: when the changed position's column
+   first showed its new view for good (no look like the old view after it), which
+   can be long before the slot settled (a shopper standing in front). Named
+   tracklets count as they are, others by their look against each candidate's
+   look; the margin is the score gap.
 6. A pick and a later return of the same facing position (within `PAIR_S`)
    whose quiet views before the pick and after the return are the same cancel
    out (a shopper standing in front of the slot), when both go to one shopper or
-   the returner never took that product.
+   the returner never took that product. Pairs older than `HORIZON_S` are settled
+   while the footage is read, so memory stays flat in the footage's length.
 7. Score each event from its evidence (`tracking.confidence`): count clarity,
-   match scores, attribution margin, how long the slot was covered, merged
-   shoppers beside it, and fold the events into lines and a cart confidence (a
+   match scores, attribution margin, how long the slot was covered and stayed
+   disturbed, merged shoppers beside it, and fold the events into lines and a cart confidence (a
    logistic model of the cart's evidence: events, rivals, overlapping visits,
    margins, positions that changed a little with no event while the visit was
    in, cancelled pairs, dwell), fitted on simulator scenes of every preset.
