@@ -16,6 +16,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+QUIET_STORE = "Demo Store (quiet aisle)"
+
 
 class Command(BaseCommand):
     help = "Run the whole product on this machine: web server, Celery worker and beat."
@@ -34,7 +36,7 @@ class Command(BaseCommand):
         self.stdout.write("Demo logins:")
         call_command("create_demo_users", stdout=self.stdout)
         if not options["no_scene"]:
-            self._simulated_store(seed=options["seed"])
+            self._simulated_store(seed=options["seed"], preset="mixed", store_name="Demo Store")
 
         python = sys.executable
         addr = f"{options['host']}:{options['port']}"
@@ -73,6 +75,10 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(f"\nOpen http://{addr}/ and log in. Ctrl-C stops everything.\n")
             )
+            if not options["no_scene"]:
+                # a quiet aisle (lone shoppers) while the worker tracks the busy one: most of its
+                # carts are confident and settle without a person
+                self._simulated_store(seed=options["seed"] + 1, preset="easy", store_name=QUIET_STORE)
             while not stopping:
                 for name, proc in procs.items():
                     if proc.poll() is not None:
@@ -82,27 +88,29 @@ class Command(BaseCommand):
         finally:
             self._stop_all(procs)
 
-    def _simulated_store(self, *, seed: int) -> None:
-        """Render one mixed scene (cached under var/) and ingest it; the worker takes it from there."""
+    def _simulated_store(self, *, seed: int, preset: str, store_name: str) -> None:
+        """Render one scene (cached under var/) and ingest it as a store; the worker takes it from there."""
         from reviewapp.models import Footage
         from tracking.simulator import simulate
 
-        scene_dir = settings.VAR_DIR / f"demo-scene-{seed}"
+        scene_dir = settings.VAR_DIR / f"demo-scene-{preset}-{seed}"
         if not (scene_dir / "footage.mp4").exists():
-            self.stdout.write(f"Simulating a store (mixed preset, seed {seed}) into {scene_dir} ...")
-            simulate(scene_dir, seed=seed, preset="mixed")
-        if Footage.objects.filter(store__name="Demo Store").exists():
-            self.stdout.write("Demo Store has its footage from an earlier run (`make clean` starts afresh).")
+            self.stdout.write(f"Simulating {store_name} ({preset} preset, seed {seed}) into {scene_dir} ...")
+            simulate(scene_dir, seed=seed, preset=preset)
+        if Footage.objects.filter(store__name=store_name).exists():
+            self.stdout.write(
+                f"{store_name} has its footage from an earlier run (`make clean` starts afresh)."
+            )
             return
         from reviewapp.services.audit import Actor
         from reviewapp.services.ingest import IngestError, scene_ingest
 
         try:
-            result = scene_ingest(scene_dir=scene_dir, store_name="Demo Store", actor=Actor(label="demo"))
+            result = scene_ingest(scene_dir=scene_dir, store_name=store_name, actor=Actor(label="demo"))
         except IngestError as exc:
             self.stdout.write(f"Not ingesting the demo scene again: {exc}")
             return
-        self.stdout.write(f"Ingested {len(result.visits)} visits; tracking is queued.")
+        self.stdout.write(f"{store_name}: ingested {len(result.visits)} visits; tracking is queued.")
 
     def _stop_all(self, procs: dict[str, subprocess.Popen[bytes]]) -> None:
         for proc in procs.values():
