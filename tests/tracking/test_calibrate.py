@@ -34,3 +34,13 @@ def test_threshold_meets_the_first_target_it_can():
     assert target == 0.005 and t == 0.999
     t, target = choose_threshold([0.9] * 10, (0.005, 0.02))
     assert target is None and t == 0.999
+
+
+def test_the_bench_says_how_much_calibration_error_chance_alone_gives() -> None:
+    from tracking.bench import Tally
+
+    sure = Tally(conf=[(1.0, True)] * 200)
+    assert sure.ece() == 0.0 and sure.ece_floor() == 0.0  # certain and right: no room for chance
+    unsure = Tally(conf=[(0.6, i % 5 < 3) for i in range(200)])  # exactly 60% right at 0.6
+    assert unsure.ece() < 1e-9
+    assert 0.02 < unsure.ece_floor() < 0.05  # yet outcomes drawn at 0.6 miss by about sqrt(.24/200)
