@@ -169,6 +169,9 @@ class PlanogramSlot(models.Model):
     w = models.PositiveIntegerField()
     h = models.PositiveIntegerField()
     facings = models.PositiveIntegerField(default=1)
+    # set when a later planogram of the camera no longer has the slot: the tracker stops looking
+    # at it, and the events recorded on it keep pointing at it
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -144,8 +144,13 @@ def _camera_upsert(*, store: Store, planogram: scene_io.Planogram, scene_dir: Pa
                 "w": slot.w,
                 "h": slot.h,
                 "facings": slot.facings,
+                "retired_at": None,
             },
         )
+    # slots the new planogram no longer has: not looked at any more, kept for the events on them
+    PlanogramSlot.objects.filter(camera=camera, retired_at__isnull=True).exclude(
+        slot_id__in=[slot.id for slot in planogram.slots]
+    ).update(retired_at=timezone.now())
     return camera
 
 
@@ -161,7 +166,7 @@ def _image_changed(product: Product, image: Path) -> bool:
 
 def planogram_of(camera: Camera) -> scene_io.Planogram:
     """The camera's planogram as the tracker's dataclass."""
-    slots = list(camera.slots.select_related("product").order_by("slot_id"))
+    slots = list(camera.slots.filter(retired_at__isnull=True).select_related("product").order_by("slot_id"))
     products = {s.product.sku: s.product for s in slots}
     for product in Product.objects.filter(store_id=camera.store_id):
         products.setdefault(product.sku, product)

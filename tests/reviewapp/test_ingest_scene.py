@@ -80,3 +80,33 @@ def test_a_corrupt_video_is_refused_with_a_clear_error(db, small_scene: Path, se
     with pytest.raises(CommandError, match="footage.mp4"):
         call_command("ingest_scene", str(bad), "--no-process")
     assert Footage.objects.count() == 0
+
+
+def test_a_slot_a_later_planogram_drops_is_no_longer_tracked_but_kept(
+    db, small_scene: Path, settings, tmp_path
+) -> None:
+    from reviewapp.services.ingest import planogram_of
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    call_command("ingest_scene", str(small_scene), "--no-process")
+    later = tmp_path / "later"
+    shutil.copytree(small_scene, later)
+    planogram = json.loads((later / "planogram.json").read_text())
+    dropped = planogram["slots"].pop(0)["id"]
+    (later / "planogram.json").write_text(json.dumps(planogram))
+    with open(later / "footage.mp4", "ab") as footage:
+        footage.write(b"\0" * 64)  # another recording of the same camera
+    call_command("ingest_scene", str(later), "--no-process")
+    slot = PlanogramSlot.objects.get(slot_id=dropped)
+    assert slot.retired_at is not None  # kept: events recorded on it still point at it
+    assert dropped not in {s.id for s in planogram_of(slot.camera).slots}
+    assert PlanogramSlot.objects.filter(camera=slot.camera, retired_at=None).count() == len(
+        planogram["slots"]
+    )
+    # the slot back in a still later planogram is looked at again
+    again = tmp_path / "again"
+    shutil.copytree(small_scene, again)
+    with open(again / "footage.mp4", "ab") as footage:
+        footage.write(b"\0" * 128)
+    call_command("ingest_scene", str(again), "--no-process")
+    assert PlanogramSlot.objects.get(pk=slot.pk).retired_at is None
