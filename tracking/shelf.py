@@ -142,7 +142,9 @@ def ccoeff_normed_max(patch: F32, tmpl: F32) -> float:
     tt = np.moveaxis(t, 2, 0)  # (c, th, tw)
     num = np.einsum("yxcij,cij->yx", win, tt)
     n = th * tw
-    sums = win.sum(axis=(3, 4))  # (ny, nx, c)
+    c = np.zeros((img.shape[0] + 1, img.shape[1] + 1, img.shape[2]))  # summed-area table
+    c[1:, 1:] = img.cumsum(axis=0).cumsum(axis=1)
+    sums = c[th:, tw:] - c[:-th, tw:] - c[th:, :-tw] + c[:-th, :-tw]  # (ny, nx, c): each window's sum
     sq = np.einsum("yxcij,yxcij->yx", win, win)
     var = sq - (sums * sums).sum(axis=2) / n
     den = np.sqrt(np.maximum(var, 0.0) * t_norm)

@@ -557,18 +557,18 @@ class _Pass:
         if apart < VIEW_APART:
             return end
         near = VIEW_NEAR * apart
-        first_after = end
-        for frame, col, gain in ps.seen:
-            if frame > end:
-                break
-            view = col.astype(np.float32) / max(gain, 0.05)
-            d_before = float(np.abs(view - before).mean())
-            d_after = float(np.abs(view - after).mean())
-            if d_before < near and d_before < VIEW_NEAR * d_after:
-                first_after = end  # still the old view: the change came later
-            elif d_after < near and d_after < VIEW_NEAR * d_before and first_after == end:
-                first_after = frame
-        return first_after
+        looks = [(frame, col, gain) for frame, col, gain in ps.seen if frame <= end]
+        if not looks:
+            return end
+        gains = np.array([max(gain, 0.05) for _, _, gain in looks], np.float32)
+        views = np.stack([col for _, col, _ in looks]).astype(np.float32) / gains[:, None, None]
+        d_before = np.abs(views - before).mean(axis=(1, 2))
+        d_after = np.abs(views - after).mean(axis=(1, 2))
+        like_before = np.flatnonzero((d_before < near) & (d_before < VIEW_NEAR * d_after))
+        like_after = (d_after < near) & (d_after < VIEW_NEAR * d_before)
+        since = int(like_before[-1]) + 1 if len(like_before) else 0  # after the last look like before
+        found = np.flatnonzero(like_after[since:])
+        return looks[since + int(found[0])][0] if len(found) else end
 
     def flush(self) -> None:
         """At the end of the footage: what settled but was waiting for its slot to calm becomes events."""
