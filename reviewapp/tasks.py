@@ -50,24 +50,26 @@ def track_footage_task(footage_id: int) -> str:
     return pipeline.footage_track(footage_id=footage_id)
 
 
+def _unless_held(task: Any, outcome: str) -> str:
+    """Another media task holds (some of) the transactions: look again later (a holder that died
+    lets its claim lapse)."""
+    if outcome == "in progress":
+        raise task.retry(countdown=MEDIA_RECHECK_SECONDS)
+    return outcome
+
+
 @queue_task("media", bind=True, max_retries=None)
 def prepare_review_task(self: Any, txn_id: int) -> str:
     if not Transaction.objects.filter(pk=txn_id).exists():
         return "gone"
-    outcome = clips.review_prepare(txn_id=txn_id)
-    if outcome == "in progress":  # another media task holds it: look again (its claim lapses if it died)
-        raise self.retry(countdown=MEDIA_RECHECK_SECONDS)
-    return outcome
+    return _unless_held(self, clips.review_prepare(txn_id=txn_id))
 
 
 @queue_task("media", bind=True, max_retries=None)
 def prepare_footage_review_task(self: Any, footage_id: int) -> str:
     if not Footage.objects.filter(pk=footage_id).exists():
         return "gone"
-    outcome = clips.footage_review_prepare(footage_id=footage_id)
-    if outcome == "in progress":  # another media task holds some: look again (its claim lapses if it died)
-        raise self.retry(countdown=MEDIA_RECHECK_SECONDS)
-    return outcome
+    return _unless_held(self, clips.footage_review_prepare(footage_id=footage_id))
 
 
 @queue_task("settlement", bind=True, max_retries=SETTLE_RETRIES)
