@@ -62,7 +62,8 @@ def review_prepare(*, txn_id: int) -> str:
         return "not flagged"
     if not _needs_media(txn):
         return "queued" if review_task_queue(txn=txn, problems=[]) is not None else "already queued"
-    queued, held = _prepare_waiting([txn, *_waiting_others(txn)], own=txn.pk)
+    others = [t for t in _waiting(txn.footage_id) if t.pk != txn.pk]
+    queued, held = _prepare_waiting([txn, *others], own=txn.pk)
     if txn.pk in held:
         return "in progress"  # another media task is making it; the task looks again later
     return "queued" if queued.get(txn.pk) else "already queued"
@@ -77,12 +78,7 @@ def footage_review_prepare(*, footage_id: int) -> str:
     polling broker delivers a poll apart. Returns "in progress" if another media task holds
     some of them (the caller looks again; a killed holder's claim lapses).
     """
-    waiting = list(
-        Transaction.objects.filter(footage_id=footage_id, state__in=REVIEWABLE_STATES, clips__isnull=True)
-        .exclude(tasks__kind=TaskKind.PRIMARY)
-        .select_related("store", "visit", "footage", "footage__camera")
-        .distinct()
-    )
+    waiting = _waiting(footage_id)
     if not waiting:
         return "nothing waiting"
     queued = 0
@@ -176,12 +172,11 @@ def _clip_seconds(txn: Transaction) -> float:
     return sum(span.end - span.start for span in spans)
 
 
-def _waiting_others(txn: Transaction) -> list[Transaction]:
-    """The other flagged transactions of the same footage with no media and no task yet."""
+def _waiting(footage_id: int | None) -> list[Transaction]:
+    """The flagged transactions of a footage with no media and no task yet."""
     return list(
-        Transaction.objects.filter(footage_id=txn.footage_id, state__in=REVIEWABLE_STATES, clips__isnull=True)
+        Transaction.objects.filter(footage_id=footage_id, state__in=REVIEWABLE_STATES, clips__isnull=True)
         .exclude(tasks__kind=TaskKind.PRIMARY)
-        .exclude(pk=txn.pk)
         .select_related("store", "visit", "footage", "footage__camera")
         .distinct()
     )
