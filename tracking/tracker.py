@@ -33,8 +33,8 @@ The pipeline, one pass over the footage:
    `REACH_WINDOW_S` before the reach ended: when the changed position's column
    first showed its new view for good (no look like the old view after it), which
    can be long before the slot settled (a shopper standing in front). Named
-   tracklets count as they are, others by their look against each candidate's
-   look; the margin is the score gap.
+   tracklets count as they are, others by their look against the look of each
+   candidate in the store at that moment; the margin is the score gap.
 6. A pick and a later return of the same facing position (within `PAIR_S`)
    whose quiet views before the pick and after the return are the same cancel
    out (a shopper standing in front of the slot), when both go to one shopper or
@@ -117,6 +117,7 @@ ENTER_DELAY_S = 1.5
 EXIT_LEAD_S = 0.5
 ENTRY_WALK_S = 8.0  # after entering, a shopper first shows at the frame's edge within this
 EXIT_WALK_S = 6.0
+PRESENT_SLACK_S = 0.5  # ... give or take this (the gate's clock, a quick walk)
 APPEARANCE_SCALE = 0.08  # descriptor distance over which a match's weight falls by e
 NAME_MARGIN = 0.25  # a tracklet is named when any other naming of it costs this much more look distance
 PLAUSIBLE_LOOK = 0.45  # ... and its own look is at most this far from the visit's
@@ -881,8 +882,13 @@ class _Pass:
             vec = tr.mean if tr.n >= 3 else (desc_vector(desc) if desc is not None else tr.mean)
             if vec is None:
                 continue
+            # a blob no rule named can only be someone in the store at that moment: a tracklet can
+            # outlive its shopper's visit (another walked into it), and its look then is theirs
+            inside = np.array([v.present(frame / self.fps, slack=PRESENT_SLACK_S) for v in cands])
+            if not inside.any():
+                continue
             d = np.array([self._distance(vec, v)[1] for v in cands])
-            p = np.exp(-(d - d.min()) / APPEARANCE_SCALE)
+            p = np.where(inside, np.exp(-(d - d[inside].min()) / APPEARANCE_SCALE), 0.0)
             scores += wt * p / p.sum()
         order = np.argsort(-scores)
         total = float(scores.sum())

@@ -244,3 +244,38 @@ def test_a_pick_and_return_that_leave_the_position_as_it_was_cancel_out() -> Non
     assert [pick.dropped, back.dropped, other.dropped] == [True, True, False]  # type: ignore[attr-defined]
     _cancel_pairs(fake)  # type: ignore[arg-type]  # at its end: the rest, each looked at once
     assert fake.paired == 3 and fake.cancelled == [pytest.approx(10 / 15.0)]
+
+
+def test_an_unnamed_shopper_is_only_someone_in_the_store_at_that_moment() -> None:
+    """A tracklet can outlive its shopper's visit (the next shopper walked into it): seen after that
+    visit ended, it is the next shopper, whatever its look so far says."""
+    from tracking.scene import VisitInfo
+    from tracking.tracker import _Pass, _RawEvent, _Visit
+
+    fps = 15.0
+    gone = _Visit(VisitInfo("gone", 0.0, 30.0, "g.png"), None)
+    here = _Visit(VisitInfo("here", 20.0, 60.0, "h.png"), None)
+    look = {"gone": 0.0, "here": 0.5}  # the tracklet's look: the shopper who has left
+    fake = SimpleNamespace(visits=[gone, here], fps=fps, _distance=lambda vec, v: (v, look[v.info.token]))
+    tracklet = SimpleNamespace(token_at=lambda frame: None, n=5, mean=np.zeros(6))
+
+    def event(seen_at: float) -> _RawEvent:
+        return _RawEvent(
+            slot=None,  # type: ignore[arg-type]
+            kind="pick",
+            sku="SKU-1",
+            qty=1,
+            start=int(28 * fps),
+            end=int(36 * fps),
+            before_frame=0,
+            after_frame=0,
+            changes=[],
+            clarity=1.0,
+            covered_frames=0,
+            seen=[(1.0, tracklet, None, int(seen_at * fps))],  # type: ignore[list-item]
+        )
+
+    token, _margin, candidates, _named = _Pass.attribute(fake, event(35.0))  # type: ignore[arg-type]
+    assert set(candidates) == {"gone", "here"} and token == "here"
+    token, *_ = _Pass.attribute(fake, event(28.0))  # type: ignore[arg-type]  # both still in: by look
+    assert token == "gone"
