@@ -804,7 +804,9 @@ class _Pass:
         one-to-one assignment is found (a tracklet may also be no candidate: an arm,
         a fragment). A tracklet is named after its visit in that assignment when
         every assignment that names it otherwise costs at least `NAME_MARGIN` more,
-        and the look itself is plausible.
+        and the look itself is plausible. The one tracklet left for the one visit left
+        is named unless it looks nothing like them, or clearly more like a shopper
+        already in view (one of the two is then not who it seems: a split, a merge).
         """
         pending = [
             tr
@@ -821,7 +823,10 @@ class _Pass:
         cands = cands[:MAX_ASSIGN]
         cost = np.array([[self._distance(tr.mean, v)[1] for v in cands] for tr in pending])  # type: ignore[arg-type]
         if len(cands) == 1 and len(pending) == 1:
-            if cost[0, 0] <= LAST_LOOK:
+            # unless it looks nothing like them, or much more like a shopper already in view (then
+            # one of the two is someone else: a split, a merge)
+            others = [self._distance(pending[0].mean, v)[1] for v in present if v is not cands[0]]  # type: ignore[arg-type]
+            if cost[0, 0] <= LAST_LOOK and cost[0, 0] - min(others, default=math.inf) < NAME_MARGIN:
                 self._name_after(pending[0], cands[0], "last-candidate")
             return
         best, alternatives = _assignments(cost, NOBODY_COST)

@@ -279,3 +279,27 @@ def test_an_unnamed_shopper_is_only_someone_in_the_store_at_that_moment() -> Non
     assert set(candidates) == {"gone", "here"} and token == "here"
     token, *_ = _Pass.attribute(fake, event(28.0))  # type: ignore[arg-type]  # both still in: by look
     assert token == "gone"
+
+
+def test_the_last_blob_left_is_not_named_after_the_last_visit_left_if_it_looks_like_another() -> None:
+    from tracking.scene import VisitInfo
+    from tracking.tracker import _Pass, _Visit
+
+    known = _Visit(VisitInfo("known", 0.0, 60.0, "k.png"), None)
+    left = _Visit(VisitInfo("left", 0.0, 60.0, "l.png"), None)
+    in_view = SimpleNamespace(token="known", n=9, mean=np.zeros(6), width=40)
+
+    def named(looks: dict[str, float]) -> list[str]:
+        names: list[str] = []
+        unknown = SimpleNamespace(token=None, n=9, mean=np.zeros(6), width=40)
+        fake = SimpleNamespace(
+            _single=lambda width: True,
+            _distance=lambda vec, v: (v, looks[v.info.token]),
+            _name_after=lambda tr, v, how: names.append(v.info.token),
+        )
+        _Pass._identify(fake, [in_view, unknown], [known, left])  # type: ignore[arg-type]
+        return names
+
+    assert named({"known": 0.5, "left": 0.3}) == ["left"]
+    # it looks like the shopper already in view, and not like the one left: a second blob of them
+    assert named({"known": 0.1, "left": 0.7}) == []
