@@ -70,9 +70,13 @@ class SlotState:
         return (self.slot.x, self.slot.y, self.slot.w, self.slot.h)
 
 
-TOP_MARGIN = 0.35
+TOP_MARGIN = 0.35  # share of the slot's height kept above it in the reference (a taller item put back)
 PICK_DROP = 0.6  # ... or fell under this share of what it was (see compare_position)
-PICK_MAX_MATCH = 0.42  # a facing still this much like its product has not been taken  # share of the slot's height kept above it in the reference (a taller item put back)
+# ... unless the position changed by at least BIG_CHANGE times the threshold: then a clear drop of the
+# product's match, PICK_BIG_DROP, is enough (a facing half hidden in the quiet view was a weak match)
+BIG_CHANGE = 2.0
+PICK_BIG_DROP = 0.1
+PICK_MAX_MATCH = 0.42  # a facing still this much like its product has not been taken
 
 
 def crop_top(s: SlotState) -> int:
@@ -257,7 +261,13 @@ def compare_position(
         was = match_at(before, tm, c - s.x0, before.shape[0], 2)
         # taken: the product's match dropped well below what it was (by a quarter, or to under
         # PICK_DROP of it where it was never a close match: a facing the slot's pitch sets off-centre)
-        if still > PICK_MAX_MATCH or still > max(was - 0.25, PICK_DROP * was):
+        # a position that changed a lot (BIG_CHANGE times the threshold) needs only a clear drop
+        drop = (
+            max(was - PICK_BIG_DROP, 0.0)
+            if d >= BIG_CHANGE * diff_threshold
+            else max(was - 0.25, PICK_DROP * was)
+        )
+        if still > PICK_MAX_MATCH or still > drop:
             return None, d
         return PositionChange(i, old, None, d, 1.0 - still, was, old), d
     scores = {sku: match_at(after_frame, tm, c, s.y1, 3) for sku, (_, _, tm) in templates.items()}

@@ -12,7 +12,9 @@ The pipeline, one pass over the footage:
    and flicker), then per slot the share of changed pixels in the slot, in a thin
    ring around it (an arm or body crossing it) and from the previous frame. A
    disturbed slot is active; it settles when ring and motion stay quiet for
-   `SETTLE_FRAMES`.
+   `SETTLE_FRAMES`, or when nothing has moved there for `STILL_S` and no shopper
+   is within reach (an item put back that stands taller than the slot leaves
+   the ring changed for good).
 4. When a slot settles, compare each facing position with the last quiet view:
    a product gone is a pick (positions taken = quantity); an empty position now
    holding something is a return, recognised against every product's reference
@@ -94,6 +96,7 @@ DEFAULT_THRESHOLD = conf.DEFAULT_THRESHOLD
 
 ANALYSIS_HEIGHT = 360
 SETTLE_FRAMES = 7  # quiet frames (at 15 fps about half a second) before a slot's new state counts
+STILL_S = 2.0  # a slot whose changed ring stood still this long, no shopper near, has a new state
 PEOPLE_EVERY = 3  # shopper blobs are looked for every n-th frame
 DIFF_T = 28  # grey levels: a pixel differs from the quiet shelf
 MOTION_T = 22
@@ -355,6 +358,7 @@ class _Pass:
         self.ref_small: NDArray[np.uint8] | None = None
         self.ref_sample: NDArray[np.float32] | None = None
         self.seen_max = int(BLOB_MEMORY_S * self.fps)
+        self.still_frames = max(SETTLE_FRAMES, int(STILL_S * self.fps))
         self.bands: list[tuple[int, int]] = []
         self.frame32: NDArray[np.float32] = np.zeros((0, 0, 3), np.float32)
         self.prev_small: NDArray[np.uint8] | None = None
@@ -385,6 +389,8 @@ class _Pass:
         self.murmurs: list[tuple[int, int]] = []  # (start, end) frames of settled near-changes with no event
         self.cols = self.tops = self.bottoms = self.rects = np.zeros((0, 4), np.int32)
         self.last_quiet = np.zeros(0, np.int64)
+        self.still = np.zeros(0, np.int64)  # per position: frames in a row with no motion in or around it
+        self.blocked = np.zeros(0, bool)  # per position: a shopper's blob stood across it (last people frame)
         self._active: NDArray[np.bool_] | None = None
 
     @property
@@ -420,6 +426,8 @@ class _Pass:
         self.bottoms = np.asarray(bottoms, np.int32).reshape(-1, 4)
         self.rects = np.vstack([self.cols, self.tops, self.bottoms]).reshape(-1, 4)
         self.last_quiet = np.zeros(len(self.positions), np.int64)  # each position's last quiet frame
+        self.still = np.zeros(len(self.positions), np.int64)
+        self.blocked = np.zeros(len(self.positions), bool)
         ys, xs = np.mgrid[2 : sh - 2 : 6, 2 : sw - 2 : 6]
         ok = (small[ys, xs] > 30) & (small[ys, xs] < 235)
         self.sample = (ys[ok].astype(np.intp), xs[ok].astype(np.intp))
@@ -470,7 +478,11 @@ class _Pass:
         cover = f[:n]
         ring = np.maximum(f[n : 2 * n], f[2 * n :])
         disturbed = (ring > RING_QUIET) | (motion > MOTION_QUIET) | (cover > COVER_QUIET)
-        quiet = (ring <= RING_QUIET) & (motion <= MOTION_QUIET)
+        motionless = motion <= MOTION_QUIET
+        self.still = (self.still + 1) * motionless
+        # quiet: nothing moves in or around the position, and the ring around it is as it was, or has
+        # stood still for a while with no shopper across it (an item put back taller than the slot)
+        quiet = motionless & ((ring <= RING_QUIET) | ((self.still >= self.still_frames) & ~self.blocked))
         settled: list[_Pos] = []
         for k in np.flatnonzero(disturbed | self.active_mask):
             ps = self.positions[int(k)]
@@ -481,6 +493,7 @@ class _Pass:
                 ps.quiet_run = 0
                 ps.peak_cover = float(cover[k])
                 self.active_mask[k] = True
+                self.still[k] = 0
                 continue
             ps.peak_cover = max(ps.peak_cover, float(cover[k]))
             x0, y0, x1, y1 = self.cols[k]
@@ -773,6 +786,10 @@ class _Pass:
                 )
         self.live = live
         self._identify(live, present)
+        reach = max(8.0, 0.12 * w)  # an arm's length, as in _beside
+        self.blocked[:] = False
+        for b in blobs:
+            self.blocked |= (self.cols[:, 0] < b.x1 + reach) & (b.x0 - reach < self.cols[:, 2])
         self.blobs.append(seen)
         self.masks.append((index, fg))
 
