@@ -51,6 +51,7 @@ FEATURES = (
     "merged",
     "named",
     "span",
+    "unseen",
 )
 
 
@@ -72,6 +73,9 @@ class EventFeatures:
     # seconds the slot stayed disturbed: a reach takes one or two; over a long stay (a shopper standing
     # in front, several at it in turn) the hand that changed it is looked for only at the end
     span_s: float = 0.0
+    # rival visits in the store throughout the reach that no shopper in view was known to be (beyond
+    # the unknown ones in view): someone can stand hidden behind the shopper beside the slot
+    unseen: int = 0
 
     def vector(self) -> NDArray[np.float64]:
         rivals = max(0, self.candidates - 1)
@@ -92,6 +96,7 @@ class EventFeatures:
                 float(self.merged),
                 self.named,
                 min(1.0, max(0.0, self.span_s - SPAN_USUAL_S) / SPAN_LONG_S),
+                float(self.unseen > 0),
             ]
         )
 

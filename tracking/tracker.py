@@ -36,7 +36,9 @@ The pipeline, one pass over the footage:
    first showed its new view for good (no look like the old view after it), which
    can be long before the slot settled (a shopper standing in front). Named
    tracklets count as they are, others by their look against the look of each
-   candidate in the store at that moment; the margin is the score gap.
+   candidate in the store at that moment; the margin is the score gap. A rival
+   in the store then that no shopper in view was known to be may stand hidden
+   behind the one at the slot: that is evidence too (`unseen`).
 6. A pick and a later return of the same facing position (within `PAIR_S`)
    whose quiet views before the pick and after the return are the same cancel
    out (a shopper standing in front of the slot), when both go to one shopper or
@@ -335,6 +337,9 @@ class _RawEvent:
     merged: bool = False  # a blob beside the slot meanwhile was wider than one shopper
     cols: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = field(default_factory=dict)
     dropped: bool = False  # cancelled by a matching return (or pick) of the same position
+    in_view: list[tuple[Tracklet, int]] = field(default_factory=list)  # every shopper blob in view meanwhile
+    # ... summed up once no longer wanted as such: (first, last time, names in view, unnamed tracklets)
+    view: tuple[float, float, frozenset[str | None], int] | None = None
 
 
 class _Pass:
@@ -626,6 +631,14 @@ class _Pass:
             not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _, _ in seen
         )
         cols = {id(c): self.change_cols.pop(id(c)) for c in changes if id(c) in self.change_cols}
+        lo = max(start, reach_end - int(REACH_WINDOW_S * self.fps))
+        in_view = [
+            (tr, b.frame)
+            for fb in self.blobs
+            if fb and lo - PEOPLE_EVERY <= fb[0][0].frame <= reach_end
+            for b, tr in fb
+        ]
+        first_new = len(self.raw)
         for sku, cs in picks.items():
             self.raw.append(
                 _RawEvent(
@@ -665,6 +678,8 @@ class _Pass:
                         {c.index: cols[id(c)]} if id(c) in cols else {},
                     )
                 )
+        for ev in self.raw[first_new:]:
+            ev.in_view = in_view
 
     def _beside(self, s: SlotState, start: int, end: int) -> list[Observation]:
         """The shopper blobs within reach of the slot between two frames, weighted by closeness.
@@ -877,6 +892,30 @@ class _Pass:
         return v, 1.0
 
     # -- attribution, once the whole footage has been seen (each visit's look learned)
+    def view_of(self, ev: _RawEvent) -> tuple[float, float, frozenset[str | None], int] | None:
+        """Who was in view while the event's reach ended, summed up (and the blobs let go)."""
+        if ev.view is None and ev.in_view:
+            frames = [f for _, f in ev.in_view]
+            ev.view = (
+                min(frames) / self.fps,
+                max(frames) / self.fps,
+                frozenset(tr.token_at(f) for tr, f in ev.in_view),
+                len({tr.id for tr, f in ev.in_view if tr.token_at(f) is None}),
+            )
+            ev.in_view = []
+        return ev.view
+
+    def unseen(self, ev: _RawEvent, cands: Sequence[str]) -> int:
+        """How many of these candidates were in the store throughout the reach, yet in view under
+        no name then, beyond the unnamed shoppers in view (who may be them): hidden behind another."""
+        view = self.view_of(ev)
+        if view is None:
+            return 0
+        t0, t1, named, unnamed = view
+        by_token = {v.info.token: v for v in self.visits}
+        missing = [t for t in cands if t not in named and by_token[t].present(t0) and by_token[t].present(t1)]
+        return max(0, len(missing) - unnamed)
+
     def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...], float]:
         """Whose event this was: the visit, the margin over the runner-up, the candidates (best first),
         and the share of the evidence that came from shoppers known by name (not only by look)."""
@@ -1135,6 +1174,7 @@ def _release_views(p: _Pass, index: int) -> None:
     open_starts += [r.start for r in p.raw[p.paired :]]
     earliest = min([index, *open_starts])
     for r in p.raw[: p.paired]:
+        p.view_of(r)
         if r.cols and (r.kind == "return" or r.end < earliest - int(PAIR_S * p.fps)):
             r.cols = {}
 
@@ -1176,6 +1216,7 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
         merged=ev.merged and len(cands) > 1,
         named=named if len(cands) > 1 else 1.0,
         span_s=(ev.end - ev.start) / fps,
+        unseen=p.unseen(ev, [c for c in cands if c != token]),
     )
     pe = conf.event_probability(feats)
     event = TrackedEvent(

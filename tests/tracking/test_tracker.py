@@ -314,3 +314,26 @@ def test_the_last_blob_left_is_not_named_after_the_last_visit_left_if_it_looks_l
     assert named({"known": 0.5, "left": 0.3}) == ["left"]
     # it looks like the shopper already in view, and not like the one left: a second blob of them
     assert named({"known": 0.1, "left": 0.7}) == []
+
+
+def test_a_rival_in_the_store_but_nowhere_in_view_may_be_hidden_behind_the_shopper_at_the_slot() -> None:
+    from tracking.scene import VisitInfo
+    from tracking.tracker import _Pass, _RawEvent, _Visit
+
+    fps = 15.0
+    visits = [_Visit(VisitInfo(t, 0.0, 60.0, f"{t}.png"), None) for t in ("at_slot", "hidden", "left")]
+    visits[2] = _Visit(VisitInfo("left", 0.0, 10.0, "left.png"), None)  # gone before the reach
+    fake = SimpleNamespace(visits=visits, fps=fps)
+    fake.view_of = lambda ev: _Pass.view_of(fake, ev)  # type: ignore[arg-type]
+    named = SimpleNamespace(id=1, token_at=lambda frame: "at_slot")
+    unknown = SimpleNamespace(id=2, token_at=lambda frame: None)
+
+    def unseen(*in_view: object) -> int:
+        ev = _RawEvent(None, "pick", "SKU-1", 1, 300, 330, 0, 0, [], 1.0, 0)  # type: ignore[arg-type]
+        ev.in_view = [(tr, f) for tr in in_view for f in (300, 315, 330)]  # type: ignore[misc]
+        n = _Pass.unseen(fake, ev, ["hidden", "left"])  # type: ignore[arg-type]
+        assert ev.in_view == [] and ev.view is not None  # summed up, the blobs let go
+        return n
+
+    assert unseen(named) == 1  # "hidden" was in the store and nowhere in view
+    assert unseen(named, unknown) == 0  # ... or it is the shopper in view nobody has named yet
