@@ -395,7 +395,7 @@ class _Pass:
         self.cols = self.tops = self.bottoms = self.rects = np.zeros((0, 4), np.int32)
         self.last_quiet = np.zeros(0, np.int64)
         self.still = np.zeros(0, np.int64)  # per position: frames in a row with no motion in or around it
-        self.blocked = np.zeros(0, bool)  # per position: a shopper's blob stood across it (last people frame)
+        self.blocked = np.zeros(0, bool)  # per position: a shopper within an arm's reach (last people frame)
         self._active: NDArray[np.bool_] | None = None
 
     @property
@@ -486,7 +486,7 @@ class _Pass:
         motionless = motion <= MOTION_QUIET
         self.still = (self.still + 1) * motionless
         # quiet: nothing moves in or around the position, and the ring around it is as it was, or has
-        # stood still for a while with no shopper across it (an item put back taller than the slot)
+        # stood still for a while with no shopper within reach (an item put back taller than the slot)
         quiet = motionless & ((ring <= RING_QUIET) | ((self.still >= self.still_frames) & ~self.blocked))
         settled: list[_Pos] = []
         for k in np.flatnonzero(disturbed | self.active_mask):
