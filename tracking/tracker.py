@@ -358,6 +358,7 @@ class _Pass:
         self.fps = info.fps if info.fps > 0 else planogram.camera.fps
         self.aw, self.ah = size
         self.scale = self.aw / planogram.camera.width
+        self.reach = max(8.0, 0.12 * self.aw / 2)  # an arm's length, in the half-size pixels of the blobs
         self.templates = make_templates(planogram, products, self.scale)
         self.slots: list[SlotState] = []
         self.ref_small: NDArray[np.uint8] | None = None
@@ -692,7 +693,7 @@ class _Pass:
         heights vary about as much.
         """
         sx0, sx1 = s.x0 / 2, s.x1 / 2
-        reach = max(8.0, 0.12 * self.aw / 2)
+        reach = self.reach
         sy0, sy1 = s.y0 / 2, s.y1 / 2
         masks = dict(self.masks)
         near: list[tuple[float, Blob, Tracklet]] = []
@@ -801,10 +802,9 @@ class _Pass:
                 )
         self.live = live
         self._identify(live, present)
-        reach = max(8.0, 0.12 * w)  # an arm's length, as in _beside
         self.blocked[:] = False
         for b in blobs:
-            self.blocked |= (self.cols[:, 0] < b.x1 + reach) & (b.x0 - reach < self.cols[:, 2])
+            self.blocked |= (self.cols[:, 0] < b.x1 + self.reach) & (b.x0 - self.reach < self.cols[:, 2])
         self.blobs.append(seen)
         self.masks.append((index, fg))
 
