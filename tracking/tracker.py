@@ -629,13 +629,13 @@ class _Pass:
         # who was beside the slot as the hand left it: a slot can be hidden long before (a shopper
         # standing in front), and the passers-by of that while say nothing
         reach_end = max(c.touched if c.touched >= 0 else c.end for c in changes)
-        seen = self._beside(s, max(start, reach_end - int(REACH_WINDOW_S * self.fps)), reach_end)
+        lo = max(start, reach_end - int(REACH_WINDOW_S * self.fps))
+        seen = self._beside(s, lo, reach_end)
         usual = self._usual_width()
         merged = usual is not None and any(
             not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _, _ in seen
         )
         cols = {id(c): self.change_cols.pop(id(c)) for c in changes if id(c) in self.change_cols}
-        lo = max(start, reach_end - int(REACH_WINDOW_S * self.fps))
         in_view = [
             (tr, b.frame)
             for fb in self.blobs
@@ -915,8 +915,11 @@ class _Pass:
         if view is None:
             return 0
         t0, t1, named, unnamed = view
-        by_token = {v.info.token: v for v in self.visits}
-        missing = [t for t in cands if t not in named and by_token[t].present(t0) and by_token[t].present(t1)]
+        missing = [
+            t
+            for t in cands
+            if t not in named and self.by_token[t].present(t0) and self.by_token[t].present(t1)
+        ]
         return max(0, len(missing) - unnamed)
 
     def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...], float]:

@@ -323,7 +323,7 @@ def test_a_rival_in_the_store_but_nowhere_in_view_may_be_hidden_behind_the_shopp
     fps = 15.0
     visits = [_Visit(VisitInfo(t, 0.0, 60.0, f"{t}.png"), None) for t in ("at_slot", "hidden", "left")]
     visits[2] = _Visit(VisitInfo("left", 0.0, 10.0, "left.png"), None)  # gone before the reach
-    fake = SimpleNamespace(visits=visits, fps=fps)
+    fake = SimpleNamespace(visits=visits, by_token={v.info.token: v for v in visits}, fps=fps)
     fake.view_of = lambda ev: _Pass.view_of(fake, ev)  # type: ignore[arg-type]
     named = SimpleNamespace(id=1, token_at=lambda frame: "at_slot")
     unknown = SimpleNamespace(id=2, token_at=lambda frame: None)
