@@ -9,6 +9,7 @@ shoppers in the store at the same moment.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,20 +103,8 @@ def find_blobs(
     """
     b0, b1 = band
     col = fg[b0:b1].mean(axis=0)
-    on = col > 0.3
     blobs: list[Blob] = []
-    W = fg.shape[1]
-    x = 0
-    while x < W:
-        if not on[x]:
-            x += 1
-            continue
-        start = x
-        gap = 0
-        while x < W and gap <= 3:
-            gap = 0 if on[x] else gap + 1
-            x += 1
-        end = x - gap
+    for start, end in _runs(np.flatnonzero(col > 0.3), bridge=3):
         if end - start >= min_width:
             sub = fg[:, start:end]
             rows = np.where(sub.mean(axis=1) > 0.25)[0]
@@ -124,6 +113,16 @@ def find_blobs(
             desc = _blob_descriptor(fg, bgr, start, end, y0, y1) if bgr is not None else None
             blobs.append(Blob(frame_index, start, end, y0, y1, desc))
     return blobs
+
+
+def _runs(cols: NDArray[np.intp], *, bridge: int) -> list[tuple[int, int]]:
+    """(start, end) of the runs of these sorted column numbers, across gaps of up to `bridge` columns."""
+    if not cols.size:
+        return []
+    cut = np.flatnonzero(np.diff(cols) > bridge + 1) + 1
+    starts = cols[np.r_[0, cut]].tolist()
+    ends = (cols[np.r_[cut - 1, -1]] + 1).tolist()
+    return list(zip(starts, ends, strict=True))
 
 
 def _blob_descriptor(fg: U8, bgr: U8, x0: int, x1: int, y0: int, y1: int) -> Descriptor | None:
@@ -262,6 +261,35 @@ def _column_looks(fg: U8, bgr: U8, x0: int, x1: int, y0: int, y1: int) -> tuple[
     return np.hstack(parts).astype(np.float32), ok
 
 
+def _f32(values: list[float]) -> array[float]:
+    """The values rounded to single precision, as numpy's float32 arithmetic would leave them (a
+    sum of two singles, made in double precision and rounded once, is exactly the single sum)."""
+    return array("f", values)
+
+
+def _cheapest_labels(cost: list[list[float]], switch: float) -> list[int]:
+    """The labelling of the columns (one label per row of `cost`, single-precision values) of
+    least total cost with `switch` paid per change of label: Viterbi, in single precision.
+
+    Plain Python: a row holds a handful of labels, where numpy's per-call overhead is the cost.
+    """
+    k = len(cost[0])
+    labels = range(k)
+    step = _f32([switch])[0]
+    acc = _f32(cost[0])
+    back: list[list[int]] = []
+    for row in cost[1:]:
+        j = min(labels, key=acc.__getitem__)
+        move = _f32([acc[j] + step])[0]
+        back.append([i if acc[i] <= move else j for i in labels])
+        acc = _f32([(a if a <= move else move) + r for a, r in zip(acc, row, strict=True)])
+    out = [min(labels, key=acc.__getitem__)]
+    for b in reversed(back):
+        out.append(b[out[-1]])
+    out.reverse()
+    return out
+
+
 def split_blob(blob: Blob, fg: U8, bgr: U8, looks: list[NDArray[np.float64]], min_width: int) -> list[Blob]:
     """A blob wider than one shopper, cut where its columns change from one shopper's look to another's.
 
@@ -278,22 +306,9 @@ def split_blob(blob: Blob, fg: U8, bgr: U8, looks: list[NDArray[np.float64]], mi
         ((lo - lk[None, :, 3:]) ** 2).sum(axis=2)
     )
     cost[~ok] = 0.0
-    # the cheapest labelling with a price per cut (Viterbi)
-    n, k = cost.shape
-    back = np.zeros((n, k), np.int32)
-    acc = cost[0].copy()
-    for c in range(1, n):
-        stay = acc
-        j = int(np.argmin(acc))
-        move = acc[j] + SPLIT_SWITCH
-        back[c] = np.where(stay <= move, np.arange(k), j)
-        acc = np.minimum(stay, move) + cost[c]
-    labels = np.empty(n, np.int32)
-    labels[-1] = int(np.argmin(acc))
-    for c in range(n - 1, 0, -1):
-        labels[c - 1] = back[c, labels[c]]
+    labels = _cheapest_labels(cost.tolist(), SPLIT_SWITCH)
     runs: list[list[int]] = []  # [start, end, label]
-    for c in range(n):
+    for c in range(len(labels)):
         if runs and runs[-1][2] == labels[c]:
             runs[-1][1] = c + 1
         else:

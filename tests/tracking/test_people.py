@@ -5,7 +5,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tracking.people import Blob, Descriptor, Tracklet, _blob_descriptor, desc_vector, split_blob
+from tracking.people import (
+    Blob,
+    Descriptor,
+    Tracklet,
+    _blob_descriptor,
+    _cheapest_labels,
+    _runs,
+    desc_vector,
+    split_blob,
+)
 from tracking.tracker import _assignments, _bridged
 
 RED = (40, 40, 200)  # BGR
@@ -84,3 +93,17 @@ def test_a_tracklet_renamed_keeps_who_it_was_before():
     assert tr.token_at(40) is None
     tr.names += [(30, "pm_a"), (90, None), (120, "pm_b")]
     assert [tr.token_at(f) for f in (29, 30, 89, 90, 119, 500)] == [None, "pm_a", "pm_a", None, None, "pm_b"]
+
+
+def test_runs_of_columns_bridge_gaps_of_up_to_three() -> None:
+    cols = np.array([2, 3, 4, 8, 9, 14, 20, 21], np.intp)  # gaps of 3 (5-7) and 4 (10-13), then 5
+    assert _runs(cols, bridge=3) == [(2, 10), (14, 15), (20, 22)]
+    assert _runs(np.array([], np.intp), bridge=3) == []
+
+
+def test_the_cheapest_labels_pay_for_each_change() -> None:
+    then_slightly_other = [[0.0, 1.0]] * 4 + [[0.5, 0.0]] * 4  # a change saves 4 x 0.5
+    assert _cheapest_labels(then_slightly_other, 0.6) == [0] * 4 + [1] * 4
+    assert _cheapest_labels(then_slightly_other, 2.5) == [0] * 8  # a change dearer than all it saves
+    one_column = [[0.0, 1.0]] * 4 + [[0.5, 0.0]] + [[0.0, 1.0]] * 3
+    assert _cheapest_labels(one_column, 0.6) == [0] * 8  # two changes to save 0.5
