@@ -110,7 +110,10 @@ def field_time(data: dict[str, Any], name: str, *, required: bool = True) -> dat
     value = data.get(name)
     if value is None and not required:
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed, but no such date or time (month 13, 25 o'clock)
+        parsed = None
     if parsed is None:
         raise BadRequest(f"{name} must be an ISO 8601 date-time with a time zone", name)
     if timezone.is_naive(parsed):

@@ -59,6 +59,8 @@ def test_it_creates_a_visit_once(api, store) -> None:
         ({"external_id": ""}, "external_id"),
         ({"entered_at": "yesterday"}, "entered_at"),
         ({"entered_at": "2026-11-25T10:00:00"}, "entered_at"),
+        ({"entered_at": "2026-13-45T10:00:00Z"}, "entered_at"),  # well formed, no such day
+        ({"exited_at": "2026-11-25T25:00:00Z"}, "exited_at"),
         ({"exited_at": "2026-11-25T09:00:00Z"}, "exited_at"),
         ({"token": 42}, "token"),
     ],
