@@ -5,7 +5,13 @@
 The pipeline, one pass over the footage:
 1. Decode once, streaming, through an ffmpeg pipe at the analysis size (360 lines):
    luma at that size for the shelf, luma and chroma at half of it for activity
-   and shoppers. The first frame is the quiet shelf.
+   and shoppers. The quiet shelf is the first frame that shows the planogram's
+   shelf (most slots show their own product, `shelf.view_fit`) and is still a
+   moment later; frames before it (no picture yet, a garbled or fading start)
+   are skipped, and the visits that could have been at the shelf meanwhile are
+   not vouched for (`started_at`). If no such frame comes in the first
+   `START_SEARCH_S` (another camera, a moved one, a stale planogram), every cart
+   gets confidence 0: the footage does not show this shelf.
 2. Find each slot's facing positions and which hold its product, from the
    planogram rectangle and the product's reference image (`tracking.shelf`).
 3. Every frame: estimate the global brightness against the quiet shelf (drift
@@ -92,6 +98,7 @@ from tracking.shelf import (
     init_slot,
     load_product_images,
     make_templates,
+    view_fit,
 )
 
 DEFAULT_THRESHOLD = conf.DEFAULT_THRESHOLD
@@ -107,6 +114,14 @@ RING_QUIET = 0.04
 MOTION_QUIET = 0.02
 COVER_QUIET = 0.04
 EMIT_AFTER_S = 3.0
+# the quiet shelf the tracker starts from is a frame that shows the planogram: most slots (VIEW_FIT_SHARE)
+# show their product (shelf.view_fit). Frames before it (no picture yet, a garbled start) are skipped;
+# it is looked for every START_EVERY frames for START_SEARCH_S, after which the footage does not show
+# this shelf (another camera, a stale planogram) and no cart from it is trusted
+VIEW_FIT_SHARE = 0.75
+START_EVERY = 5
+START_SEARCH_S = 10.0
+START_STILL = 6.0  # grey levels: the median change between two tested frames of a still view
 REACH_WINDOW_S = 2.0  # a reach in and out takes about a second; the slot settles soon after
 CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
 BLOB_MEMORY_S = 24.0  # shopper blobs (and foreground masks) kept to attribute a change made this long ago
@@ -218,6 +233,8 @@ class TrackResult:
     stats: dict[str, Any]
     truncated_at: float | None
     tracks: dict[str, list[TrackPoint]] = field(default_factory=dict)
+    # seconds at the start skipped because they did not show the shelf (a garbled start); None: none
+    started_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return result_to_dict(self)
@@ -253,6 +270,7 @@ def result_to_dict(result: TrackResult) -> dict[str, Any]:
         "unattributed": [_event_dict(e) for e in result.unattributed],
         "stats": result.stats,
         "truncated_at": result.truncated_at,
+        "started_at": result.started_at,
         "tracks": {token: [list(p) for p in pts] for token, pts in result.tracks.items()},
     }
 
@@ -369,6 +387,13 @@ class _Pass:
         self.frame32: NDArray[np.float32] = np.zeros((0, 0, 3), np.float32)
         self.prev_small: NDArray[np.uint8] | None = None
         self.sample: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
+        self.started_at: int | None = None  # the frame the quiet shelf was taken from
+        self.view_fit = 0.0  # the share of slots that showed their product in it (the best seen, if none)
+        self.start_by = int(START_SEARCH_S * self.fps)
+        # while looking for it: the last frame tested (index, grey, colour, share of slots fitting) and
+        # the frames read since (index, luma, I420 buffer)
+        self.candidate: tuple[int, NDArray[np.uint8], NDArray[np.float32], float] | None = None
+        self.waiting: list[tuple[int, NDArray[np.uint8], NDArray[np.uint8]]] = []
         self.blobs: deque[list[tuple[Blob, Tracklet]]] = deque(
             maxlen=max(10, int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY))
         )
@@ -406,6 +431,45 @@ class _Pass:
         return self._active
 
     # -- setup on the first frame
+    def _begin(self, index: int, y: NDArray[np.uint8], buf: NDArray[np.uint8]) -> None:
+        """Look for the frame to start from: one that shows the planogram's shelf, still (the same
+        a moment later: not a picture fading in or a garbled start). Frames from the frame under
+        test on are kept (copies: the decoder reuses its buffer) and fed once it is taken."""
+        self.waiting.append((index, y.copy(), buf.copy()))
+        last = index >= self.start_by
+        if index % START_EVERY and not last:
+            return
+        small = np.ascontiguousarray(y[::2, ::2])
+        cand = self.candidate
+        if cand is not None and cand[3] >= VIEW_FIT_SHARE:
+            # the frame tested before showed the shelf; this one is the same picture: it was no passing state
+            if float(np.median(np.asarray(cv2.absdiff(cand[1], small)))) <= START_STILL:
+                self._start_at(cand[0], cand[2], cand[1], share=cand[3])
+                return
+        bgr = cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420).astype(np.float32)
+        fits = [f for f in view_fit(bgr, self.planogram.slots, self.templates, self.scale) if f is not None]
+        share = sum(fits) / len(fits) if fits else 1.0
+        self.view_fit = max(self.view_fit, share)
+        if last:  # no still view of the shelf in the first seconds: start here all the same
+            self._start_at(index, bgr, small, share=share)
+            return
+        self.candidate = (index, small, bgr, share)
+        self.waiting = self.waiting[-1:]
+
+    def _start_at(
+        self, index: int, bgr: NDArray[np.float32], small: NDArray[np.uint8], *, share: float
+    ) -> None:
+        """Take frame `index` as the quiet shelf, then feed the frames kept since."""
+        if share >= VIEW_FIT_SHARE:
+            self.view_fit = share
+        self.started_at = index
+        self.candidate = None
+        later = [w for w in self.waiting if w[0] > index]
+        self.waiting = []
+        self._start(bgr, small)
+        for i, y, buf in later:
+            self.feed(i, y, buf)
+
     def _start(self, bgr: NDArray[np.float32], small: NDArray[np.uint8]) -> None:
         self.ref_small = small.copy()
         self.prev_small = small.copy()
@@ -459,11 +523,10 @@ class _Pass:
 
     def feed(self, index: int, y: NDArray[np.uint8], buf: NDArray[np.uint8]) -> None:
         self.frames = index + 1
-        small = np.ascontiguousarray(y[::2, ::2])
         if self.ref_small is None:
-            bgr = cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420).astype(np.float32)
-            self._start(bgr, small)
+            self._begin(index, y, buf)
             return
+        small = np.ascontiguousarray(y[::2, ::2])
         assert self.sample is not None and self.prev_small is not None
         if self.ref_sample is None:  # the reference changes only where a slot settles
             self.ref_sample = self.ref_small[self.sample].astype(np.float32)
@@ -595,6 +658,9 @@ class _Pass:
 
     def flush(self) -> None:
         """At the end of the footage: what settled but was waiting for its slot to calm becomes events."""
+        if self.ref_small is None and self.candidate is not None and self.candidate[3] >= VIEW_FIT_SHARE:
+            index, small, bgr, share = self.candidate  # footage shorter than the look for a still view
+            self._start_at(index, bgr, small, share=share)
         for k, pend in enumerate(self.pending):
             if pend:
                 self._emit(k, pend)
@@ -1269,6 +1335,11 @@ def _assemble(
         else:
             by_token[e.token].append(e)
     duration = p.frames / p.fps
+    # the shelf as the planogram has it was never in view (another camera, a stale planogram, no
+    # picture): nothing the footage showed can be trusted. Or it came into view only after a while:
+    # whoever could have been at it before then may have taken something unseen
+    mismatch = p.view_fit < VIEW_FIT_SHARE
+    started = (p.started_at or 0) / p.fps
 
     def share(t: float) -> float:
         """One over the number of visits that could be at the shelf at time t."""
@@ -1288,10 +1359,11 @@ def _assemble(
         lines = [ProposedLine(sku, n, round(line_conf[sku], 4)) for sku, n in sorted(qty.items()) if n > 0]
         seen = v.exited_at >= 0 and v.entered_at <= duration
         cut = truncated_at is not None and v.exited_at > truncated_at
+        blind = mismatch or (started > 0 and v.entered_at + ENTER_DELAY_S - 0.5 < started)
         cf = conf.CartFeatures(
             event_probs=[e.confidence for e in evs],
             negative=any(n < 0 for n in qty.values()),
-            seen=seen and not cut,
+            seen=seen and not cut and not blind,
             unattributed_nearby=sum(
                 1 for e in unattributed if v.entered_at - 1 <= e.t_start <= v.exited_at + 1
             ),
@@ -1336,5 +1408,8 @@ def _assemble(
         "flagged": sum(c.flagged for c in carts.values()),
         "decode_errors": report.stderr[-500:] if report.had_errors else "",
         "expected_frames": info.frame_count,
+        "view_fit": round(p.view_fit, 3),
+        "shelf_in_view": not mismatch,
     }
-    return TrackResult(carts, unattributed, threshold, stats, truncated_at, p.tracks)
+    started_at = round(started, 3) if started > 0 and not mismatch else None
+    return TrackResult(carts, unattributed, threshold, stats, truncated_at, p.tracks, started_at)

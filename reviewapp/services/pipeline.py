@@ -38,6 +38,7 @@ from .audit import SYSTEM, audit_record, jsonable
 log = logging.getLogger(__name__)
 
 NO_USABLE_FOOTAGE = "no usable footage"
+SHELF_NOT_IN_VIEW = "the footage does not show the planogram's shelf"
 
 
 def footage_queue(*, footage: Footage, actor: Any) -> None:
@@ -234,6 +235,10 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
                 reasons.append("ambiguous event")
             if token in present_at_unattributed:
                 reasons.append("unattributed event during the visit")
+            if not result.stats.get("shelf_in_view", True):
+                reasons.append(SHELF_NOT_IN_VIEW)
+            elif cart.evidence is not None and not cart.evidence.seen:
+                reasons.append("part of the visit is not in the footage that could be read")
             transaction_triage(txn=txn, forced_reasons=reasons, media=False)
         for visit in visits:  # the tracker returns every visit; if one is missing, a human looks
             if str(visit.code) not in result.carts:
@@ -258,9 +263,7 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
             readable_until_s=result.truncated_at,
             tracker_stats=jsonable(stats),
             tracks=jsonable(getattr(result, "tracks", {}) or {}),
-            error=f"truncated: read up to {result.truncated_at:.1f}s"
-            if result.truncated_at is not None
-            else "",
+            error=_footage_notes(result),
         )
         audit_record(
             actor=SYSTEM,
@@ -269,6 +272,20 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
             store=footage.store,
             after={"carts": len(result.carts), "unattributed": len(result.unattributed)},
         )
+
+
+def _footage_notes(result: Any) -> str:
+    """What a supervisor should know about footage the tracker could only partly use."""
+    notes = []
+    if not result.stats.get("shelf_in_view", True):
+        notes.append(
+            f"{SHELF_NOT_IN_VIEW} (share of slots showing their product: {result.stats['view_fit']:.0%})"
+        )
+    if getattr(result, "started_at", None) is not None:
+        notes.append(f"the shelf came into view only at {result.started_at:.1f}s")
+    if result.truncated_at is not None:
+        notes.append(f"truncated: read up to {result.truncated_at:.1f}s")
+    return "; ".join(notes)
 
 
 def _record_events(

@@ -12,7 +12,7 @@ import pytest
 from reviewapp.models import Charge, Clip, Footage, ReviewTask, Transaction
 from reviewapp.services.audit import Actor
 from reviewapp.services.ingest import scene_ingest
-from reviewapp.services.pipeline import audit_sample_draw, triage_reasons
+from reviewapp.services.pipeline import SHELF_NOT_IN_VIEW, audit_sample_draw, footage_track, triage_reasons
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.slow]
@@ -113,3 +113,21 @@ def test_the_audit_sample_is_reproducible_and_about_the_right_size(make_transact
     assert draws == [audit_sample_draw(store=store, txn=t) for t in txns]
     share = sum(d < 10 for d in draws) / len(draws)
     assert 0.05 < share < 0.15
+
+
+def test_footage_of_another_shelf_is_tracked_but_no_cart_from_it_is_trusted(db, small_scene, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(small_scene, other)
+    images = sorted((other / "products").glob("*.png"))
+    data = [p.read_bytes() for p in images]
+    for path, content in zip(images, data[1:] + data[:1], strict=True):  # a stale planogram: all moved
+        path.write_bytes(content)
+    scene = scene_ingest(scene_dir=other, store_name="Sim", actor=Actor(label="test"), process=False)
+    Footage.objects.filter(pk=scene.footage.pk).update(status="queued")
+    assert footage_track(footage_id=scene.footage.pk) == "processed"
+    footage = Footage.objects.get(pk=scene.footage.pk)
+    assert footage.status == "processed" and SHELF_NOT_IN_VIEW in footage.error
+    txns = list(Transaction.objects.filter(footage=footage))
+    assert len(txns) == len(scene.visits)
+    for txn in txns:  # every cart goes to a person, saying why
+        assert txn.state == "needs_review" and SHELF_NOT_IN_VIEW in txn.review_reasons

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -26,6 +27,7 @@ from tracking.tracker import (
     VideoError,
     VisitsError,
 )
+from tracking.video import H264Writer, iter_frames
 
 pytestmark = pytest.mark.slow
 
@@ -189,6 +191,41 @@ def test_a_truncated_video_is_processed_as_far_as_it_goes(scenes: dict[str, Path
     assert set(result.carts) == {v["token"] for v in json.loads((scene / "visits.json").read_text())}
     # the visit runs past where reading stopped: it cannot be auto-approved
     assert all(cart.flagged for cart in result.carts.values())
+
+
+def test_a_start_with_no_picture_yet_is_skipped_until_the_shelf_is_in_view(
+    scenes: dict[str, Path], tmp_path: Path
+) -> None:
+    scene = copy_scene(scenes["two_shoppers"], tmp_path / "s")
+    clean = run(scenes["two_shoppers"])
+    footage = scene / "footage.mp4"
+    frames = list(iter_frames(footage))
+    grey = np.full_like(frames[0], 128)
+    for i in range(12):  # flat grey, then fading in: what a garbled or starved stream start looks like
+        frames[i] = grey if i < 4 else cv2.addWeighted(frames[i], (i - 3) / 9, grey, 1 - (i - 3) / 9, 0)
+    h, w = frames[0].shape[:2]
+    with H264Writer(footage, width=w, height=h, fps=15.0) as out:
+        for frame in frames:
+            out.write(frame)
+    result = run(scene)
+    assert result.started_at is not None and 0.5 < result.started_at < 2.0
+    assert result.stats["shelf_in_view"]
+    assert carts_of(result) == carts_of(clean) == load_truth(scene / "truth.json").carts
+    # (the old tracker took the grey frame for the shelf and proposed empty carts with 0.8 or more)
+
+
+def test_footage_that_does_not_show_the_planograms_shelf_trusts_no_cart(
+    scenes: dict[str, Path], tmp_path: Path
+) -> None:
+    scene = copy_scene(scenes["picks"], tmp_path / "s")
+    images = sorted((scene / "products").glob("*.png"))
+    data = [p.read_bytes() for p in images]
+    for path, content in zip(images, data[1:] + data[:1], strict=True):  # every sku gets another's picture
+        path.write_bytes(content)
+    result = run(scene)
+    assert not result.stats["shelf_in_view"] and result.stats["view_fit"] < 0.75
+    assert all(cart.flagged and cart.confidence == 0.0 for cart in result.carts.values())
+    assert run(scenes["picks"]).stats["view_fit"] >= 0.9  # the same footage with its own pictures
 
 
 def test_a_slot_outside_the_frame_is_a_planogram_error(scenes: dict[str, Path], tmp_path: Path) -> None:
