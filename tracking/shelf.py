@@ -121,11 +121,12 @@ VIEW_SURE = 0.6  # a correlation this high is the product itself (look-alikes as
 def view_fit(
     frame: F32, slots: Sequence[Slot], templates: dict[str, tuple[int, int, F32]], scale: float
 ) -> list[bool | None]:
-    """Does each slot show its planogram product in this frame? (None: the frame cannot tell.)
+    """Does each slot show its planogram product in this frame? None: nothing there matches it even
+    weakly (VIEW_MIN_MATCH): a shopper in front, no picture, or another shelf.
 
     A slot fits when its product, standing on the slot's bottom edge anywhere along it, matches
-    clearly (VIEW_MIN_MATCH) and no product of about its height matches there clearly better:
-    look-alikes come close; a different shelf, a moved camera, a picture with nothing on it do not.
+    it and no product of about its height matches there clearly better (look-alikes come close;
+    the products of a different shelf, or one the camera no longer frames, do not).
     At half size and a colour plane at a time (OpenCV matches three planes at once far slower):
     a few milliseconds a slot, once a footage.
     """
@@ -145,8 +146,8 @@ def view_fit(
             continue
         band = [p[:bottom, x0:x1] for p in planes]
         own = _band_match(band, small[slot.sku][1])
-        if own is None or own < VIEW_MIN_MATCH:
-            out.append(None if own is None else False)
+        if own is None or own < VIEW_MIN_MATCH:  # nothing like it there: covered, blank, or another shelf
+            out.append(None)
             continue
         if own >= VIEW_SURE:  # no product matches a slot that well by chance: no need to look at the others
             out.append(True)

@@ -441,14 +441,16 @@ class _Pass:
             return
         small = np.ascontiguousarray(y[::2, ::2])
         cand = self.candidate
-        if cand is not None and cand[3] >= VIEW_FIT_SHARE:
-            # the frame tested before showed the shelf; this one is the same picture: it was no passing state
-            if float(np.median(np.asarray(cv2.absdiff(cand[1], small)))) <= START_STILL:
-                self._start_at(cand[0], cand[2], cand[1], share=cand[3])
-                return
+        # the frame tested before showed the shelf, and this one is the same picture: no passing state
+        still = cand is not None and float(np.median(np.asarray(cv2.absdiff(cand[1], small)))) <= START_STILL
+        if cand is not None and cand[3] >= VIEW_FIT_SHARE and still:
+            self._start_at(cand[0], cand[2], cand[1], share=cand[3])
+            return
         bgr = cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420).astype(np.float32)
-        fits = [f for f in view_fit(bgr, self.planogram.slots, self.templates, self.scale) if f is not None]
-        share = sum(fits) / len(fits) if fits else 1.0
+        fits = view_fit(bgr, self.planogram.slots, self.templates, self.scale)
+        judged = [f for f in fits if f is not None]
+        # the share of the slots seen that show their product; too few seen (no picture) says nothing
+        share = sum(judged) / len(judged) if judged and len(judged) >= len(fits) / 2 else 0.0
         self.view_fit = max(self.view_fit, share)
         if last:  # no still view of the shelf in the first seconds: start here all the same
             self._start_at(index, bgr, small, share=share)
