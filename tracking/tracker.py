@@ -11,7 +11,11 @@ The pipeline, one pass over the footage:
    are skipped, and the visits that could have been at the shelf meanwhile are
    not vouched for (`started_at`). If no such frame comes in the first
    `START_SEARCH_S` (another camera, a moved one, a stale planogram), every cart
-   gets confidence 0: the footage does not show this shelf.
+   gets confidence 0: the footage does not show this shelf. A camera knocked
+   sideways or down by a few pixels is found by phase correlation against
+   that first view (every `SHIFT_EVERY` frames, confirmed a moment later) and
+   every later frame is moved back; the visits in the store meanwhile are not
+   vouched for (`camera_moves`).
 2. Find each slot's facing positions and which hold its product, from the
    planogram rectangle and the product's reference image (`tracking.shelf`).
 3. Every frame: estimate the global brightness against the quiet shelf (drift
@@ -122,6 +126,15 @@ VIEW_FIT_SHARE = 0.75
 START_EVERY = 5
 START_SEARCH_S = 10.0
 START_STILL = 6.0  # grey levels: the median change between two tested frames of a still view
+# a camera knocked sideways or down by a few pixels: every SHIFT_EVERY frames the picture is compared
+# with the quiet shelf by phase correlation (at a quarter of the activity size, then exactly); a shift
+# of SHIFT_MIN to SHIFT_MAX activity pixels, found again SHIFT_CONFIRM frames later, is undone on every
+# frame from then on (the visits in the store meanwhile are not vouched for)
+SHIFT_EVERY = 15
+SHIFT_CONFIRM = 5
+SHIFT_MIN = 1.5
+SHIFT_MAX = 12.0
+SHIFT_RESPONSE = 0.15  # phase correlation peak under which no shift is read
 REACH_WINDOW_S = 2.0  # a reach in and out takes about a second; the slot settles soon after
 CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
 BLOB_MEMORY_S = 24.0  # shopper blobs (and foreground masks) kept to attribute a change made this long ago
@@ -394,6 +407,15 @@ class _Pass:
         # the frames read since (index, luma, I420 buffer)
         self.candidate: tuple[int, NDArray[np.uint8], NDArray[np.float32], float] | None = None
         self.waiting: list[tuple[int, NDArray[np.uint8], NDArray[np.uint8]]] = []
+        # the camera's shift from where the quiet shelf was taken (activity pixels), the moves found
+        # (frame, dx, dy) and one waiting to be found again (frame, dx, dy)
+        self.offset = (0, 0)
+        self.moves: list[tuple[int, int, int]] = []
+        self.shift_seen: tuple[int, int, int] | None = None
+        self.aligned: NDArray[np.uint8] = np.zeros((0, 0), np.uint8)
+        self.anchor: NDArray[np.uint8] = np.zeros((0, 0), np.uint8)  # the quiet shelf as first taken
+        self.shift_window: NDArray[np.float32] = np.zeros((0, 0), np.float32)
+        self.full_window: NDArray[np.float32] = np.zeros((0, 0), np.float32)
         self.blobs: deque[list[tuple[Blob, Tracklet]]] = deque(
             maxlen=max(10, int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY))
         )
@@ -472,8 +494,58 @@ class _Pass:
         for i, y, buf in later:
             self.feed(i, y, buf)
 
+    def _check_camera(self, index: int, small: NDArray[np.uint8]) -> None:
+        """Has the picture shifted against the quiet shelf (a knocked camera)? Undo it once seen twice."""
+        h, w = small.shape
+        quarter = (max(8, w // 2), max(8, h // 2))
+        if self.shift_window.shape[::-1] != quarter:
+            self.shift_window = np.asarray(cv2.createHanningWindow(quarter, cv2.CV_32F))
+        # against the first quiet view, not the shelf as it has been updated since: a slot that settled
+        # while the camera was off would pull the measure halfway
+        ref = np.asarray(cv2.resize(self.anchor, quarter, interpolation=cv2.INTER_AREA), np.float32)
+        cur = np.asarray(cv2.resize(small, quarter, interpolation=cv2.INTER_AREA), np.float32)
+        (dx, dy), response = cv2.phaseCorrelate(ref, cur, self.shift_window)
+        found = None
+        if response >= SHIFT_RESPONSE and SHIFT_MIN / 2 <= max(abs(dx), abs(dy)) <= SHIFT_MAX / 2:
+            # exactly, at the activity size
+            if self.full_window.shape != small.shape:
+                self.full_window = np.asarray(cv2.createHanningWindow((w, h), cv2.CV_32F))
+            (dx, dy), response = cv2.phaseCorrelate(
+                self.anchor.astype(np.float32), small.astype(np.float32), self.full_window
+            )
+            if response >= SHIFT_RESPONSE and SHIFT_MIN <= max(abs(dx), abs(dy)) <= SHIFT_MAX:
+                found = (round(dx), round(dy))
+        seen, self.shift_seen = self.shift_seen, None
+        if found is None:
+            return
+        if seen is not None and (seen[1], seen[2]) == found:
+            self.offset = (self.offset[0] + found[0], self.offset[1] + found[1])
+            self.moves.append((seen[0], found[0], found[1]))
+        else:
+            self.shift_seen = (index, found[0], found[1])
+
+    def _align(self, buf: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """The frame moved back by the camera's shift (edges repeated), as (luma, I420 buffer)."""
+        if self.aligned.shape != buf.shape:
+            self.aligned = np.empty_like(buf)
+        h = buf.shape[0] * 2 // 3
+        w = buf.shape[1]
+        dx, dy = self.offset  # activity pixels: two luma pixels, one chroma pixel each
+        _shift_into(buf[:h], self.aligned[:h], -2 * dx, -2 * dy)
+        q = (h // 2) * (w // 2)
+        src, dst = buf[h:].reshape(-1), self.aligned[h:].reshape(-1)
+        for k in range(2):
+            _shift_into(
+                src[k * q : (k + 1) * q].reshape(h // 2, w // 2),
+                dst[k * q : (k + 1) * q].reshape(h // 2, w // 2),
+                -dx,
+                -dy,
+            )
+        return self.aligned[:h], self.aligned
+
     def _start(self, bgr: NDArray[np.float32], small: NDArray[np.uint8]) -> None:
         self.ref_small = small.copy()
+        self.anchor = small.copy()
         self.prev_small = small.copy()
         sh, sw = small.shape
         cols, tops, bottoms = [], [], []
@@ -528,7 +600,13 @@ class _Pass:
         if self.ref_small is None:
             self._begin(index, y, buf)
             return
+        if self.offset != (0, 0):
+            y, buf = self._align(buf)
         small = np.ascontiguousarray(y[::2, ::2])
+        if index % SHIFT_EVERY == 0 or (
+            self.shift_seen is not None and index == self.shift_seen[0] + SHIFT_CONFIRM
+        ):
+            self._check_camera(index, small)
         assert self.sample is not None and self.prev_small is not None
         if self.ref_sample is None:  # the reference changes only where a slot settles
             self.ref_sample = self.ref_small[self.sample].astype(np.float32)
@@ -1035,6 +1113,23 @@ class _Pass:
         return names[0], margin, names, named / total
 
 
+def _shift_into(src: NDArray[np.uint8], dst: NDArray[np.uint8], dx: int, dy: int) -> None:
+    """dst = src moved by (dx, dy) whole pixels, the uncovered edge repeating the nearest row or column."""
+    h, w = src.shape
+    dx, dy = max(-w + 1, min(w - 1, dx)), max(-h + 1, min(h - 1, dy))
+    sy0, sy1, sx0, sx1 = max(0, -dy), min(h, h - dy), max(0, -dx), min(w, w - dx)
+    y0, y1, x0, x1 = sy0 + dy, sy1 + dy, sx0 + dx, sx1 + dx
+    dst[y0:y1, x0:x1] = src[sy0:sy1, sx0:sx1]
+    if x0 > 0:
+        dst[y0:y1, :x0] = dst[y0:y1, x0 : x0 + 1]
+    if x1 < w:
+        dst[y0:y1, x1:] = dst[y0:y1, x1 - 1 : x1]
+    if y0 > 0:
+        dst[:y0] = dst[y0 : y0 + 1]
+    if y1 < h:
+        dst[y1:] = dst[y1 - 1 : y1]
+
+
 def _union(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """Overlapping (start, end) row spans merged."""
     out: list[tuple[int, int]] = []
@@ -1342,6 +1437,8 @@ def _assemble(
     # whoever could have been at it before then may have taken something unseen
     mismatch = p.view_fit < VIEW_FIT_SHARE
     started = (p.started_at or 0) / p.fps
+    # the camera was knocked: from some time before it was seen until it was undone, the picture was off
+    knocked = [((f - SHIFT_EVERY) / p.fps, (f + SHIFT_CONFIRM) / p.fps) for f, _, _ in p.moves]
 
     def share(t: float) -> float:
         """One over the number of visits that could be at the shelf at time t."""
@@ -1362,6 +1459,7 @@ def _assemble(
         seen = v.exited_at >= 0 and v.entered_at <= duration
         cut = truncated_at is not None and v.exited_at > truncated_at
         blind = mismatch or (started > 0 and v.entered_at + ENTER_DELAY_S - 0.5 < started)
+        blind = blind or any(v.entered_at <= b and a <= v.exited_at for a, b in knocked)
         cf = conf.CartFeatures(
             event_probs=[e.confidence for e in evs],
             negative=any(n < 0 for n in qty.values()),
@@ -1412,6 +1510,10 @@ def _assemble(
         "expected_frames": info.frame_count,
         "view_fit": round(p.view_fit, 3),
         "shelf_in_view": not mismatch,
+        # (time, dx, dy in full-frame pixels) of each shift of the camera undone
+        "camera_moves": [
+            [round(f / p.fps, 3), round(dx * 2 / p.scale), round(dy * 2 / p.scale)] for f, dx, dy in p.moves
+        ],
     }
     started_at = round(started, 3) if started > 0 and not mismatch else None
     return TrackResult(carts, unattributed, threshold, stats, truncated_at, p.tracks, started_at)

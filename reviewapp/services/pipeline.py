@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 NO_USABLE_FOOTAGE = "no usable footage"
 SHELF_NOT_IN_VIEW = "the footage does not show the planogram's shelf"
+NOT_ALL_SEEN = (
+    "the footage does not show all of the visit reliably (a late start, a cut, or the camera moved)"
+)
 
 
 def footage_queue(*, footage: Footage, actor: Any) -> None:
@@ -238,7 +241,7 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
             if not result.stats.get("shelf_in_view", True):
                 reasons.append(SHELF_NOT_IN_VIEW)
             elif cart.evidence is not None and not cart.evidence.seen:
-                reasons.append("part of the visit is not in the footage that could be read")
+                reasons.append(NOT_ALL_SEEN)
             transaction_triage(txn=txn, forced_reasons=reasons, media=False)
         for visit in visits:  # the tracker returns every visit; if one is missing, a human looks
             if str(visit.code) not in result.carts:
@@ -283,6 +286,8 @@ def _footage_notes(result: Any) -> str:
         )
     if getattr(result, "started_at", None) is not None:
         notes.append(f"the shelf came into view only at {result.started_at:.1f}s")
+    for when, dx, dy in result.stats.get("camera_moves", []):
+        notes.append(f"the camera moved by ({dx}, {dy}) px at {when:.1f}s (followed)")
     if result.truncated_at is not None:
         notes.append(f"truncated: read up to {result.truncated_at:.1f}s")
     return "; ".join(notes)

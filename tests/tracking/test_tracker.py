@@ -214,6 +214,31 @@ def test_a_start_with_no_picture_yet_is_skipped_until_the_shelf_is_in_view(
     # (the old tracker took the grey frame for the shelf and proposed empty carts with 0.8 or more)
 
 
+def test_a_camera_knocked_sideways_is_followed_and_the_shoppers_in_meanwhile_go_to_a_person(
+    scenes: dict[str, Path], tmp_path: Path
+) -> None:
+    scene = copy_scene(scenes["picks"], tmp_path / "s")
+    clean = run(scenes["picks"])
+    footage = scene / "footage.mp4"
+    frames = list(iter_frames(footage))
+    knock = int(20 * 15)
+    with H264Writer(footage, width=frames[0].shape[1], height=frames[0].shape[0], fps=15.0) as out:
+        for i, frame in enumerate(frames):  # 8 pixels to the left from 20 s on, the edge repeated
+            out.write(frame if i < knock else np.concatenate([frame[:, 8:], frame[:, -1:].repeat(8, 1)], 1))
+    result = run(scene)
+    ((when, dx, dy),) = result.stats["camera_moves"]
+    assert 20.0 <= when <= 21.5 and (dx, dy) == (-8, 0)
+    assert carts_of(result) == carts_of(clean) == load_truth(scene / "truth.json").carts
+    visits = json.loads((scene / "visits.json").read_text())
+    for v in visits:
+        cart = result.carts[v["token"]]
+        if v["entered_at"] <= when <= v["exited_at"]:
+            assert cart.flagged and cart.confidence == 0.0
+        else:
+            assert cart.confidence == clean.carts[v["token"]].confidence
+    assert clean.stats["camera_moves"] == []
+
+
 def test_footage_that_does_not_show_the_planograms_shelf_trusts_no_cart(
     scenes: dict[str, Path], tmp_path: Path
 ) -> None:
