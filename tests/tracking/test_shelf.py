@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracking.scene import Slot
-from tracking.shelf import SlotState, compare_position, crop_box, match_at
+from tracking.shelf import SlotState, compare_position, crop_box, match_at, view_fit
 
 RNG = np.random.default_rng(1)
 PRODUCT = RNG.uniform(40, 220, (20, 10, 3)).astype(np.float32)  # a facing: 10 x 20 pixels
@@ -53,3 +53,26 @@ def test_a_position_that_changed_a_lot_was_taken_even_from_a_weak_first_match() 
         slot, 0, crop_box(before, slot), crop_box(after, slot), after, {"SKU-1": (10, 20, PRODUCT)}, 25.0
     )
     assert change is None
+
+
+def _shelf_of(products: list[np.ndarray]) -> np.ndarray:
+    """A shelf 200 x 80 with three slots, 60 wide, 40 tall, each holding three facings of a product."""
+    frame = (128 + RNG.uniform(-20, 20, (80, 200, 1))).astype(np.float32) * np.ones((1, 1, 3), np.float32)
+    for k, product in enumerate(products):
+        for i in range(3):
+            frame[30:70, 10 + 60 * k + 20 * i : 30 + 60 * k + 20 * i] = product
+    return frame
+
+
+def test_the_shelf_check_tells_the_planograms_shelf_from_another_and_from_no_picture() -> None:
+    # packs alike in layout (a light label band across a dark body), each with its own print
+    layout = np.full((40, 20, 3), 60.0, np.float32)
+    layout[12:24] = 100.0
+    looks = [np.clip(layout + RNG.uniform(-90, 90, (40, 20, 3)), 0, 255).astype(np.float32) for _ in range(3)]
+    slots = [Slot(f"S{k}", f"SKU-{k}", 10 + 60 * k, 30, 60, 40, 3) for k in range(3)]
+    templates = {f"SKU-{k}": (20, 40, looks[k]) for k in range(3)}
+    assert view_fit(_shelf_of(looks), slots, templates, 1.0) == [True, True, True]
+    moved = _shelf_of([looks[1], looks[2], looks[0]])  # every product on another's slot
+    assert view_fit(moved, slots, templates, 1.0) == [False, False, False]
+    grey = np.full((80, 200, 3), 128, np.float32)  # nothing there to judge: no picture
+    assert view_fit(grey, slots, templates, 1.0) == [None, None, None]
