@@ -125,7 +125,7 @@ EMIT_AFTER_S = 3.0
 VIEW_FIT_SHARE = 0.75
 START_EVERY = 5
 START_SEARCH_S = 10.0
-START_STILL = 6.0  # grey levels: the median change between two tested frames of a still view
+START_STILL = 4.0  # grey levels: the most a still view changes between two tested frames (_picture_change)
 # a camera knocked sideways or down by a few pixels: every SHIFT_EVERY frames the picture is compared
 # with the quiet shelf by phase correlation (at a quarter of the activity size, then exactly); a shift
 # of SHIFT_MIN to SHIFT_MAX activity pixels, found again SHIFT_CONFIRM frames later, is undone on every
@@ -464,7 +464,7 @@ class _Pass:
         small = np.ascontiguousarray(y[::2, ::2])
         cand = self.candidate
         # the frame tested before showed the shelf, and this one is the same picture: no passing state
-        still = cand is not None and float(np.median(np.asarray(cv2.absdiff(cand[1], small)))) <= START_STILL
+        still = cand is not None and _picture_change(cand[1], small) <= START_STILL
         if cand is not None and cand[3] >= VIEW_FIT_SHARE and still:
             self._start_at(cand[0], cand[2], cand[1], share=cand[3])
             return
@@ -1111,6 +1111,17 @@ class _Pass:
         best, second = float(scores[order[0]]), float(scores[order[1]])
         margin = (best - second) / total
         return names[0], margin, names, named / total
+
+
+def _picture_change(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
+    """The typical grey-level change between two pictures of the same view, on 4 x 4 averages (a
+    camera's noise mostly averages out) and after their overall brightness is matched (flicker):
+    small for a still view, even with shoppers moving in part of it; large while it fades in."""
+    size = (max(4, a.shape[1] // 4), max(4, a.shape[0] // 4))
+    qa = np.asarray(cv2.resize(a, size, interpolation=cv2.INTER_AREA), np.float32)
+    qb = np.asarray(cv2.resize(b, size, interpolation=cv2.INTER_AREA), np.float32)
+    gain = float(np.median(qa / np.maximum(qb, 1.0)))
+    return float(np.median(np.abs(qa - qb * gain)))
 
 
 def _shift_into(src: NDArray[np.uint8], dst: NDArray[np.uint8], dx: int, dy: int) -> None:

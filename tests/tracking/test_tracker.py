@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -193,20 +194,32 @@ def test_a_truncated_video_is_processed_as_far_as_it_goes(scenes: dict[str, Path
     assert all(cart.flagged for cart in result.carts.values())
 
 
+def rewrite_footage(scene: Path, edit: Callable[[int, np.ndarray], np.ndarray]) -> None:
+    """Re-encode the scene's footage with each frame (by number) changed by `edit`."""
+    footage = scene / "footage.mp4"
+    frames = [edit(i, frame) for i, frame in enumerate(iter_frames(footage))]
+    with H264Writer(footage, width=frames[0].shape[1], height=frames[0].shape[0], fps=15.0) as out:
+        for frame in frames:
+            out.write(frame)
+
+
 def test_a_start_with_no_picture_yet_is_skipped_until_the_shelf_is_in_view(
     scenes: dict[str, Path], tmp_path: Path
 ) -> None:
     scene = copy_scene(scenes["two_shoppers"], tmp_path / "s")
     clean = run(scenes["two_shoppers"])
-    footage = scene / "footage.mp4"
-    frames = list(iter_frames(footage))
-    grey = np.full_like(frames[0], 128)
-    for i in range(12):  # flat grey, then fading in: what a garbled or starved stream start looks like
-        frames[i] = grey if i < 4 else cv2.addWeighted(frames[i], (i - 3) / 9, grey, 1 - (i - 3) / 9, 0)
-    h, w = frames[0].shape[:2]
-    with H264Writer(footage, width=w, height=h, fps=15.0) as out:
-        for frame in frames:
-            out.write(frame)
+
+    def garble(i: int, frame: np.ndarray) -> np.ndarray:  # flat grey, then fading in: a starved stream start
+        grey = np.full_like(frame, 128)
+        return (
+            frame
+            if i >= 12
+            else grey
+            if i < 4
+            else cv2.addWeighted(frame, (i - 3) / 9, grey, 1 - (i - 3) / 9, 0)
+        )
+
+    rewrite_footage(scene, garble)
     result = run(scene)
     assert result.started_at is not None and 0.5 < result.started_at < 2.0
     assert result.stats["shelf_in_view"]
@@ -219,12 +232,10 @@ def test_a_camera_knocked_sideways_is_followed_and_the_shoppers_in_meanwhile_go_
 ) -> None:
     scene = copy_scene(scenes["picks"], tmp_path / "s")
     clean = run(scenes["picks"])
-    footage = scene / "footage.mp4"
-    frames = list(iter_frames(footage))
-    knock = int(20 * 15)
-    with H264Writer(footage, width=frames[0].shape[1], height=frames[0].shape[0], fps=15.0) as out:
-        for i, frame in enumerate(frames):  # 8 pixels to the left from 20 s on, the edge repeated
-            out.write(frame if i < knock else np.concatenate([frame[:, 8:], frame[:, -1:].repeat(8, 1)], 1))
+    knock = int(20 * 15)  # 8 pixels to the left from 20 s on, the edge repeated
+    rewrite_footage(
+        scene, lambda i, f: f if i < knock else np.concatenate([f[:, 8:], f[:, -1:].repeat(8, 1)], 1)
+    )
     result = run(scene)
     ((when, dx, dy),) = result.stats["camera_moves"]
     assert 20.0 <= when <= 21.5 and (dx, dy) == (-8, 0)
