@@ -413,9 +413,13 @@ class _Pass:
         self.moves: list[tuple[int, int, int]] = []
         self.shift_seen: tuple[int, int, int] | None = None
         self.aligned: NDArray[np.uint8] = np.zeros((0, 0), np.uint8)
-        self.anchor: NDArray[np.uint8] = np.zeros((0, 0), np.uint8)  # the quiet shelf as first taken
-        self.shift_window: NDArray[np.float32] = np.zeros((0, 0), np.float32)
-        self.full_window: NDArray[np.float32] = np.zeros((0, 0), np.float32)
+        # the quiet shelf as first taken, at a quarter of the activity size and at it, each with the
+        # window phase correlation wants: ((picture, window), (picture, window))
+        empty = np.zeros((0, 0), np.float32)
+        self.anchor: tuple[tuple[NDArray[np.float32], ...], tuple[NDArray[np.float32], ...]] = (
+            (empty, empty),
+            (empty, empty),
+        )
         self.blobs: deque[list[tuple[Blob, Tracklet]]] = deque(
             maxlen=max(10, int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY))
         )
@@ -464,9 +468,9 @@ class _Pass:
         small = np.ascontiguousarray(y[::2, ::2])
         cand = self.candidate
         # the frame tested before showed the shelf, and this one is the same picture: no passing state
-        still = cand is not None and _picture_change(cand[1], small) <= START_STILL
-        if cand is not None and cand[3] >= VIEW_FIT_SHARE and still:
-            self._start_at(cand[0], cand[2], cand[1], share=cand[3])
+        if cand is not None and cand[3] >= VIEW_FIT_SHARE and _picture_change(cand[1], small) <= START_STILL:
+            self.view_fit = cand[3]
+            self._start_at(cand[0], cand[2], cand[1])
             return
         bgr = cv2.cvtColor(buf, cv2.COLOR_YUV2BGR_I420).astype(np.float32)
         fits = view_fit(bgr, self.planogram.slots, self.templates, self.scale)
@@ -475,17 +479,13 @@ class _Pass:
         share = sum(judged) / len(judged) if judged and len(judged) >= len(fits) / 2 else 0.0
         self.view_fit = max(self.view_fit, share)
         if last:  # no still view of the shelf in the first seconds: start here all the same
-            self._start_at(index, bgr, small, share=share)
+            self._start_at(index, bgr, small)
             return
         self.candidate = (index, small, bgr, share)
         self.waiting = self.waiting[-1:]
 
-    def _start_at(
-        self, index: int, bgr: NDArray[np.float32], small: NDArray[np.uint8], *, share: float
-    ) -> None:
+    def _start_at(self, index: int, bgr: NDArray[np.float32], small: NDArray[np.uint8]) -> None:
         """Take frame `index` as the quiet shelf, then feed the frames kept since."""
-        if share >= VIEW_FIT_SHARE:
-            self.view_fit = share
         self.started_at = index
         self.candidate = None
         later = [w for w in self.waiting if w[0] > index]
@@ -496,23 +496,15 @@ class _Pass:
 
     def _check_camera(self, index: int, small: NDArray[np.uint8]) -> None:
         """Has the picture shifted against the quiet shelf (a knocked camera)? Undo it once seen twice."""
-        h, w = small.shape
-        quarter = (max(8, w // 2), max(8, h // 2))
-        if self.shift_window.shape[::-1] != quarter:
-            self.shift_window = np.asarray(cv2.createHanningWindow(quarter, cv2.CV_32F))
         # against the first quiet view, not the shelf as it has been updated since: a slot that settled
         # while the camera was off would pull the measure halfway
-        ref = np.asarray(cv2.resize(self.anchor, quarter, interpolation=cv2.INTER_AREA), np.float32)
-        cur = np.asarray(cv2.resize(small, quarter, interpolation=cv2.INTER_AREA), np.float32)
-        (dx, dy), response = cv2.phaseCorrelate(ref, cur, self.shift_window)
+        (ref_q, win_q), (ref, win) = self.anchor
+        cur = np.asarray(cv2.resize(small, ref_q.shape[::-1], interpolation=cv2.INTER_AREA), np.float32)
+        (dx, dy), response = cv2.phaseCorrelate(ref_q, cur, win_q)
         found = None
         if response >= SHIFT_RESPONSE and SHIFT_MIN / 2 <= max(abs(dx), abs(dy)) <= SHIFT_MAX / 2:
             # exactly, at the activity size
-            if self.full_window.shape != small.shape:
-                self.full_window = np.asarray(cv2.createHanningWindow((w, h), cv2.CV_32F))
-            (dx, dy), response = cv2.phaseCorrelate(
-                self.anchor.astype(np.float32), small.astype(np.float32), self.full_window
-            )
+            (dx, dy), response = cv2.phaseCorrelate(ref, small.astype(np.float32), win)
             if response >= SHIFT_RESPONSE and SHIFT_MIN <= max(abs(dx), abs(dy)) <= SHIFT_MAX:
                 found = (round(dx), round(dy))
         seen, self.shift_seen = self.shift_seen, None
@@ -545,7 +537,15 @@ class _Pass:
 
     def _start(self, bgr: NDArray[np.float32], small: NDArray[np.uint8]) -> None:
         self.ref_small = small.copy()
-        self.anchor = small.copy()
+        h, w = small.shape
+        quarter = (max(8, w // 2), max(8, h // 2))
+        self.anchor = (
+            (
+                np.asarray(cv2.resize(small, quarter, interpolation=cv2.INTER_AREA), np.float32),
+                np.asarray(cv2.createHanningWindow(quarter, cv2.CV_32F), np.float32),
+            ),
+            (small.astype(np.float32), np.asarray(cv2.createHanningWindow((w, h), cv2.CV_32F), np.float32)),
+        )
         self.prev_small = small.copy()
         sh, sw = small.shape
         cols, tops, bottoms = [], [], []
@@ -739,8 +739,10 @@ class _Pass:
     def flush(self) -> None:
         """At the end of the footage: what settled but was waiting for its slot to calm becomes events."""
         if self.ref_small is None and self.candidate is not None and self.candidate[3] >= VIEW_FIT_SHARE:
-            index, small, bgr, share = self.candidate  # footage shorter than the look for a still view
-            self._start_at(index, bgr, small, share=share)
+            index, small, bgr, self.view_fit = (
+                self.candidate
+            )  # footage shorter than the look for a still view
+            self._start_at(index, bgr, small)
         for k, pend in enumerate(self.pending):
             if pend:
                 self._emit(k, pend)
