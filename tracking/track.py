@@ -53,13 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{args.out}: {len(data['carts'])} carts, {flagged} flagged, "
             f"{len(data['unattributed'])} unattributed events"
-            + (f", footage truncated at {result.truncated_at} s" if result.truncated_at is not None else "")
-            + (
-                f", the shelf came into view at {result.started_at} s"
-                if result.started_at is not None
-                else ""
-            )
-            + ("" if result.stats["shelf_in_view"] else ", the footage does not show the planogram's shelf"),
+            + "".join(f", {caveat}" for caveat in result.caveats()),
             file=sys.stderr,
         )
     return 0

@@ -106,6 +106,7 @@ from tracking.shelf import (
 )
 
 DEFAULT_THRESHOLD = conf.DEFAULT_THRESHOLD
+SHELF_NOT_IN_VIEW = "the footage does not show the planogram's shelf"
 
 ANALYSIS_HEIGHT = 360
 SETTLE_FRAMES = 7  # quiet frames (at 15 fps about half a second) before a slot's new state counts
@@ -251,6 +252,21 @@ class TrackResult:
 
     def to_json(self) -> dict[str, Any]:
         return result_to_dict(self)
+
+    def caveats(self) -> list[str]:
+        """What limits this result, in words for a person (the CLI, a supervisor's footage note)."""
+        out = []
+        if not self.stats.get("shelf_in_view", True):
+            out.append(
+                f"{SHELF_NOT_IN_VIEW} (share of slots showing their product: {self.stats['view_fit']:.0%})"
+            )
+        if self.started_at is not None:
+            out.append(f"the shelf came into view only at {self.started_at:.1f}s")
+        for when, dx, dy in self.stats.get("camera_moves", []):
+            out.append(f"the camera moved by ({dx}, {dy}) px at {when:.1f}s (followed)")
+        if self.truncated_at is not None:
+            out.append(f"truncated: read up to {self.truncated_at:.1f}s")
+        return out
 
 
 def _event_dict(e: TrackedEvent) -> dict[str, Any]:

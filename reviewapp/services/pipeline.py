@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tracking import scene as scene_io
+from tracking.tracker import SHELF_NOT_IN_VIEW
 
 from ..media import local_path
 from ..models import (
@@ -38,7 +39,6 @@ from .audit import SYSTEM, audit_record, jsonable
 log = logging.getLogger(__name__)
 
 NO_USABLE_FOOTAGE = "no usable footage"
-SHELF_NOT_IN_VIEW = "the footage does not show the planogram's shelf"
 NOT_ALL_SEEN = (
     "the footage does not show all of the visit reliably (a late start, a cut, or the camera moved)"
 )
@@ -266,7 +266,7 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
             readable_until_s=result.truncated_at,
             tracker_stats=jsonable(stats),
             tracks=jsonable(getattr(result, "tracks", {}) or {}),
-            error=_footage_notes(result),
+            error="; ".join(result.caveats()),
         )
         audit_record(
             actor=SYSTEM,
@@ -275,22 +275,6 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
             store=footage.store,
             after={"carts": len(result.carts), "unattributed": len(result.unattributed)},
         )
-
-
-def _footage_notes(result: Any) -> str:
-    """What a supervisor should know about footage the tracker could only partly use."""
-    notes = []
-    if not result.stats.get("shelf_in_view", True):
-        notes.append(
-            f"{SHELF_NOT_IN_VIEW} (share of slots showing their product: {result.stats['view_fit']:.0%})"
-        )
-    if getattr(result, "started_at", None) is not None:
-        notes.append(f"the shelf came into view only at {result.started_at:.1f}s")
-    for when, dx, dy in result.stats.get("camera_moves", []):
-        notes.append(f"the camera moved by ({dx}, {dy}) px at {when:.1f}s (followed)")
-    if result.truncated_at is not None:
-        notes.append(f"truncated: read up to {result.truncated_at:.1f}s")
-    return "; ".join(notes)
 
 
 def _record_events(

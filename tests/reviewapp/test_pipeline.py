@@ -12,8 +12,9 @@ import pytest
 from reviewapp.models import Charge, Clip, Footage, ReviewTask, Transaction
 from reviewapp.services.audit import Actor
 from reviewapp.services.ingest import scene_ingest
-from reviewapp.services.pipeline import SHELF_NOT_IN_VIEW, audit_sample_draw, footage_track, triage_reasons
+from reviewapp.services.pipeline import audit_sample_draw, footage_track, triage_reasons
 from tests.conftest import wait_for
+from tracking.tracker import SHELF_NOT_IN_VIEW
 
 pytestmark = [pytest.mark.slow]
 
