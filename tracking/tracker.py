@@ -1377,6 +1377,15 @@ def _release_views(p: _Pass, index: int) -> None:
             r.cols = {}
 
 
+def _holds(finished: list[TrackedEvent], token: str, sku: str) -> bool:
+    """Whether the visit has taken more of the product than it put back, by the events so far."""
+    n = 0
+    for e in finished:
+        if e.token == token and e.sku == sku:
+            n += e.qty if e.kind == "pick" else -e.qty
+    return n > 0
+
+
 def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
     token, margin, cands, named = p.attribute(ev)
     c0 = ev.changes[0]
@@ -1390,6 +1399,16 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
             )
             ev.changes[0] = c0
             ev.slot.labels[c0.index] = c0.after
+    # nor can they put back what they never took: given to a shopper who holds none of it while another
+    # who could have made it does (hidden behind them, say), the look beside the slot says less than
+    # what each holds, and the return is ambiguous (a person must look)
+    if (
+        ev.kind == "return"
+        and token is not None
+        and not _holds(p.finished, token, ev.sku)
+        and any(_holds(p.finished, c, ev.sku) for c in cands[1:])
+    ):
+        margin = 0.0
     if ev.kind == "pick":
         match = float(np.mean([1.0 - c.match for c in ev.changes]))
         match_margin = float(np.mean([c.runner_up - (1.0 - c.match) for c in ev.changes]))

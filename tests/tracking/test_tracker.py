@@ -410,3 +410,37 @@ def test_a_rival_in_the_store_but_nowhere_in_view_may_be_hidden_behind_the_shopp
 
     assert unseen(named) == 1  # "hidden" was in the store and nowhere in view
     assert unseen(named, unknown) == 0  # ... or it is the shopper in view nobody has named yet
+
+
+def test_a_return_given_to_a_shopper_who_never_took_it_while_a_rival_holds_it_is_ambiguous() -> None:
+    """Hidden behind the shopper beside the slot, the one who took the item puts it back: the look
+    beside the slot names the wrong shopper with full margin; what each holds says otherwise."""
+    from tracking.shelf import PositionChange
+    from tracking.tracker import TrackedEvent, _finish, _RawEvent
+
+    fps = 15.0
+    slot = SimpleNamespace(
+        slot=SimpleNamespace(sku="SKU-1", id="S1"), init_margin=1.0, box=(0, 0, 10, 10), labels=["SKU-1"]
+    )
+
+    def held(token: str, kind: str = "pick") -> TrackedEvent:
+        return TrackedEvent(1.0, 2.0, "S1", "SKU-1", kind, 1, 0.99, 1.0, False, token, 0, 30, (0, 0, 10, 10))
+
+    def put_back(finished: list[TrackedEvent]) -> TrackedEvent:
+        change = PositionChange(0, None, "SKU-1", 60.0, 0.9, 0.2, None)
+        ev = _RawEvent(slot, "return", "SKU-1", 1, 300, 330, 290, 340, [change], 1.0, 0)  # type: ignore[arg-type]
+        fake = SimpleNamespace(
+            attribute=lambda ev: ("beside", 1.0, ("beside", "hidden"), 1.0),
+            finished=list(finished),
+            fps=fps,
+            unseen=lambda ev, rivals: 0,
+        )
+        return _finish(fake, ev)  # type: ignore[arg-type]
+
+    hidden = put_back([held("hidden")])
+    assert hidden.token == "beside" and hidden.ambiguous and hidden.attribution_margin == 0.0
+    assert hidden.confidence <= 0.5
+    # the shopper beside the slot took one too, or the rival already put theirs back: as seen
+    for finished in ([held("hidden"), held("beside")], [held("hidden"), held("hidden", "return")]):
+        clear = put_back(finished)
+        assert not clear.ambiguous and clear.attribution_margin == 1.0
