@@ -15,7 +15,9 @@ The pipeline, one pass over the footage:
    sideways or down by a few pixels is found by phase correlation against
    that first view (every `SHIFT_EVERY` frames, confirmed a moment later) and
    every later frame is moved back; the visits in the store meanwhile are not
-   vouched for (`camera_moves`).
+   vouched for (`camera_moves`). A picture that stops looking like the shelf
+   for longer (moved or turned further, covered, unlit) vouches for no visit
+   in the store until it looks like it again (`view_lost`).
 2. Find each slot's facing positions and which hold its product, from the
    planogram rectangle and the product's reference image (`tracking.shelf`).
 3. Every frame: estimate the global brightness against the quiet shelf (drift
@@ -136,6 +138,13 @@ SHIFT_CONFIRM = 5
 SHIFT_MIN = 1.5
 SHIFT_MAX = 12.0
 SHIFT_RESPONSE = 0.15  # phase correlation peak under which no shift is read
+# a camera moved or turned further than that (or covered, or its light gone): at each such check the
+# picture is also correlated with the quiet shelf as it now is (slots updated as they settled); under
+# VIEW_LOST_LIKE at every check for VIEW_LOST_S, the view was lost from the first of them, and the visits
+# in the store from then until it came back are not vouched for (`view_lost`). Shoppers crowding in
+# front lower it for a moment; a shelf emptied over the hours does not (the reference follows it)
+VIEW_LOST_LIKE = 0.6
+VIEW_LOST_S = 5.0
 REACH_WINDOW_S = 2.0  # a reach in and out takes about a second; the slot settles soon after
 CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
 BLOB_MEMORY_S = 24.0  # shopper blobs (and foreground masks) kept to attribute a change made this long ago
@@ -264,6 +273,12 @@ class TrackResult:
             out.append(f"the shelf came into view only at {self.started_at:.1f}s")
         for when, dx, dy in self.stats.get("camera_moves", []):
             out.append(f"the camera moved by ({dx}, {dy}) px at {when:.1f}s (followed)")
+        for start, end in self.stats.get("view_lost", []):
+            until = "the end" if end is None else f"{end:.1f}s"
+            out.append(
+                f"the picture stopped showing the shelf as it was from {start:.1f}s to {until} "
+                "(camera moved or turned beyond following, covered or unlit): carts then not vouched for"
+            )
         if self.truncated_at is not None:
             out.append(f"truncated: read up to {self.truncated_at:.1f}s")
         return out
@@ -429,6 +444,9 @@ class _Pass:
         self.moves: list[tuple[int, int, int]] = []
         self.shift_seen: tuple[int, int, int] | None = None
         self.aligned: NDArray[np.uint8] = np.zeros((0, 0), np.uint8)
+        # runs of checks at which the picture did not look like the shelf: [first, last] frame
+        self.unlike: list[list[int]] = []
+        self.unlike_ref: NDArray[np.uint8] | None = None
         # the quiet shelf as first taken, at a quarter of the activity size and at it, each with the
         # window phase correlation wants: ((picture, window), (picture, window))
         empty = np.zeros((0, 0), np.float32)
@@ -514,13 +532,25 @@ class _Pass:
         """Has the picture shifted against the quiet shelf (a knocked camera)? Undo it once seen twice."""
         # against the first quiet view, not the shelf as it has been updated since: a slot that settled
         # while the camera was off would pull the measure halfway
+        assert self.ref_small is not None
+        # within a run, against the shelf as it was when the run began: slots that settle meanwhile
+        # take on the moved view, and must not make it look like the shelf again
+        shelf = self.unlike_ref if self.unlike_ref is not None else self.ref_small
+        if _likeness(shelf, small) < VIEW_LOST_LIKE:
+            if self.unlike and index - self.unlike[-1][1] <= SHIFT_EVERY:
+                self.unlike[-1][1] = index
+            else:
+                self.unlike.append([index, index])
+                self.unlike_ref = self.ref_small.copy()
+        else:
+            self.unlike_ref = None
         (ref_q, win_q), (ref, win) = self.anchor
         cur = np.asarray(cv2.resize(small, ref_q.shape[::-1], interpolation=cv2.INTER_AREA), np.float32)
-        (dx, dy), response = cv2.phaseCorrelate(ref_q, cur, win_q)
+        (dx, dy), response = cv2.phaseCorrelate(ref_q.copy(), cur, win_q)
         found = None
         if response >= SHIFT_RESPONSE and SHIFT_MIN / 2 <= max(abs(dx), abs(dy)) <= SHIFT_MAX / 2:
             # exactly, at the activity size
-            (dx, dy), response = cv2.phaseCorrelate(ref, small.astype(np.float32), win)
+            (dx, dy), response = cv2.phaseCorrelate(ref.copy(), small.astype(np.float32), win)
             if response >= SHIFT_RESPONSE and SHIFT_MIN <= max(abs(dx), abs(dy)) <= SHIFT_MAX:
                 found = (round(dx), round(dy))
         seen, self.shift_seen = self.shift_seen, None
@@ -1377,6 +1407,16 @@ def _release_views(p: _Pass, index: int) -> None:
             r.cols = {}
 
 
+def _likeness(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
+    """Normalised correlation of two pictures of the same size: 1 the same up to brightness and contrast."""
+    x = a.astype(np.float32)
+    y = b.astype(np.float32)
+    x -= x.mean()
+    y -= y.mean()
+    den = float(np.sqrt(float((x * x).sum()) * float((y * y).sum())))
+    return float((x * y).sum()) / den if den > 0 else 0.0
+
+
 def _holds(finished: list[TrackedEvent], token: str, sku: str) -> bool:
     """Whether the visit has taken more of the product than it put back, by the events so far."""
     n = 0
@@ -1487,6 +1527,14 @@ def _assemble(
     started = (p.started_at or 0) / p.fps
     # the camera was knocked: from some time before it was seen until it was undone, the picture was off
     knocked = [((f - SHIFT_EVERY) / p.fps, (f + SHIFT_CONFIRM) / p.fps) for f, _, _ in p.moves]
+    # the picture stopped looking like the shelf for a while: from the check before the first that saw
+    # it, until the first that no longer did (or the end)
+    lost = [
+        ((a - SHIFT_EVERY) / p.fps, (b + SHIFT_EVERY) / p.fps if b + SHIFT_EVERY < p.frames else math.inf)
+        for a, b in p.unlike
+        if b - a >= VIEW_LOST_S * p.fps
+    ]
+    knocked += lost
 
     def share(t: float) -> float:
         """One over the number of visits that could be at the shelf at time t."""
@@ -1558,6 +1606,8 @@ def _assemble(
         "expected_frames": info.frame_count,
         "view_fit": round(p.view_fit, 3),
         "shelf_in_view": not mismatch,
+        # (from, to or None: to the end) seconds in which the picture did not look like the shelf
+        "view_lost": [[round(max(0.0, a), 3), None if b == math.inf else round(b, 3)] for a, b in lost],
         # (time, dx, dy in full-frame pixels) of each shift of the camera undone
         "camera_moves": [
             [round(f / p.fps, 3), round(dx * 2 / p.scale), round(dy * 2 / p.scale)] for f, dx, dy in p.moves

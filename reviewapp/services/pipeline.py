@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 NO_USABLE_FOOTAGE = "no usable footage"
 NOT_ALL_SEEN = (
-    "the footage does not show all of the visit reliably (a late start, a cut, or the camera moved)"
+    "the footage does not show all of the visit reliably (a late start, a cut, or the camera moved or turned)"
 )
 
 

@@ -239,6 +239,7 @@ def test_a_camera_knocked_sideways_is_followed_and_the_shoppers_in_meanwhile_go_
     result = run(scene)
     ((when, dx, dy),) = result.stats["camera_moves"]
     assert 20.0 <= when <= 21.5 and (dx, dy) == (-8, 0)
+    assert result.stats["view_lost"] == []  # followed: the picture looks like the shelf again
     assert carts_of(result) == carts_of(clean) == load_truth(scene / "truth.json").carts
     visits = json.loads((scene / "visits.json").read_text())
     for v in visits:
@@ -248,6 +249,39 @@ def test_a_camera_knocked_sideways_is_followed_and_the_shoppers_in_meanwhile_go_
         else:
             assert cart.confidence == clean.carts[v["token"]].confidence
     assert clean.stats["camera_moves"] == []
+
+
+@pytest.mark.parametrize("how", ["turned", "moved far"])
+def test_a_camera_turned_or_moved_beyond_following_trusts_no_cart_from_then_on(
+    scenes: dict[str, Path], tmp_path: Path, how: str
+) -> None:
+    scene = copy_scene(scenes["picks"], tmp_path / "s")
+    clean = run(scenes["picks"])
+    knock = int(20 * 15)
+    h, w = 360, 640
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 3.0, 1.0)
+
+    def knocked(i: int, f: np.ndarray) -> np.ndarray:
+        if i < knock:
+            return f
+        if how == "turned":
+            return cv2.warpAffine(f, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        return np.concatenate([f[:, 60:], f[:, -1:].repeat(60, 1)], 1)  # 60 of 640 pixels: too far to follow
+
+    rewrite_footage(scene, knocked)
+    result = run(scene)
+    ((start, end),) = result.stats["view_lost"]
+    assert 18.0 <= start <= 20.0 and end is None
+    assert any("stopped showing the shelf" in c for c in result.caveats())
+    visits = json.loads((scene / "visits.json").read_text())
+    for v in visits:
+        cart = result.carts[v["token"]]
+        if v["exited_at"] >= start:
+            assert cart.flagged and cart.confidence == 0.0
+        else:
+            assert cart.confidence == clean.carts[v["token"]].confidence
+    assert any(v["exited_at"] < start for v in visits) and any(v["exited_at"] >= start for v in visits)
+    assert clean.stats["view_lost"] == []
 
 
 def test_footage_that_does_not_show_the_planograms_shelf_trusts_no_cart(
