@@ -138,7 +138,7 @@ SHIFT_CONFIRM = 5
 SHIFT_MIN = 1.5
 SHIFT_MAX = 12.0
 SHIFT_RESPONSE = 0.15  # phase correlation peak under which no shift is read
-# a camera moved or turned further than that (or covered, or its light gone): at each such check the
+# a camera moved or turned further than that (or covered, or its light gone): every SHIFT_EVERY frames the
 # picture is also correlated with the quiet shelf as it now is (slots updated as they settled); under
 # VIEW_LOST_LIKE at every check for VIEW_LOST_S, the view was lost from the first of them, and the visits
 # in the store from then until it came back are not vouched for (`view_lost`). Shoppers crowding in
@@ -532,18 +532,6 @@ class _Pass:
         """Has the picture shifted against the quiet shelf (a knocked camera)? Undo it once seen twice."""
         # against the first quiet view, not the shelf as it has been updated since: a slot that settled
         # while the camera was off would pull the measure halfway
-        assert self.ref_small is not None
-        # within a run, against the shelf as it was when the run began: slots that settle meanwhile
-        # take on the moved view, and must not make it look like the shelf again
-        shelf = self.unlike_ref if self.unlike_ref is not None else self.ref_small
-        if _likeness(shelf, small) < VIEW_LOST_LIKE:
-            if self.unlike and index - self.unlike[-1][1] <= SHIFT_EVERY:
-                self.unlike[-1][1] = index
-            else:
-                self.unlike.append([index, index])
-                self.unlike_ref = self.ref_small.copy()
-        else:
-            self.unlike_ref = None
         (ref_q, win_q), (ref, win) = self.anchor
         cur = np.asarray(cv2.resize(small, ref_q.shape[::-1], interpolation=cv2.INTER_AREA), np.float32)
         (dx, dy), response = cv2.phaseCorrelate(ref_q.copy(), cur, win_q)
@@ -561,6 +549,20 @@ class _Pass:
             self.moves.append((seen[0], found[0], found[1]))
         else:
             self.shift_seen = (index, found[0], found[1])
+
+    def _check_view(self, index: int, small: NDArray[np.uint8]) -> None:
+        """Does the picture still look like the shelf? Runs of checks at which it does not are kept."""
+        assert self.ref_small is not None
+        # within a run, against the shelf as it was when the run began: slots that settle meanwhile
+        # take on the moved view, and must not make it look like the shelf again
+        shelf = self.unlike_ref if self.unlike_ref is not None else self.ref_small
+        if _likeness(shelf, small) >= VIEW_LOST_LIKE:
+            self.unlike_ref = None
+        elif self.unlike and self.unlike[-1][1] == index - SHIFT_EVERY:
+            self.unlike[-1][1] = index
+        else:
+            self.unlike.append([index, index])
+            self.unlike_ref = self.ref_small.copy()
 
     def _align(self, buf: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
         """The frame moved back by the camera's shift (edges repeated), as (luma, I420 buffer)."""
@@ -649,6 +651,8 @@ class _Pass:
         if self.offset != (0, 0):
             y, buf = self._align(buf)
         small = np.ascontiguousarray(y[::2, ::2])
+        if index % SHIFT_EVERY == 0:
+            self._check_view(index, small)
         if index % SHIFT_EVERY == 0 or (
             self.shift_seen is not None and index == self.shift_seen[0] + SHIFT_CONFIRM
         ):
