@@ -16,7 +16,7 @@ The pipeline, one pass over the footage:
    that first view (every `SHIFT_EVERY` frames, confirmed a moment later) and
    every later frame is moved back; the visits in the store meanwhile are not
    vouched for (`camera_moves`). A picture that stops looking like the shelf
-   for longer (moved or turned further, covered, unlit) vouches for no visit
+   for longer (moved or turned further, covered, lit differently in part) vouches for no visit
    in the store until it looks like it again (`view_lost`).
 2. Find each slot's facing positions and which hold its product, from the
    planogram rectangle and the product's reference image (`tracking.shelf`).
@@ -138,13 +138,21 @@ SHIFT_CONFIRM = 5
 SHIFT_MIN = 1.5
 SHIFT_MAX = 12.0
 SHIFT_RESPONSE = 0.15  # phase correlation peak under which no shift is read
-# a camera moved or turned further than that (or covered, or its light gone): every SHIFT_EVERY frames the
+# a camera moved or turned further than that (or covered, or its light gone, or lit unevenly, below): every SHIFT_EVERY frames the
 # picture is also correlated with the quiet shelf as it now is (slots updated as they settled); under
 # VIEW_LOST_LIKE at every check for VIEW_LOST_S, the view was lost from the first of them, and the visits
 # in the store from then until it came back are not vouched for (`view_lost`). Shoppers crowding in
 # front lower it for a moment; a shelf emptied over the hours does not (the reference follows it)
 VIEW_LOST_LIKE = 0.6
 VIEW_LOST_S = 5.0
+# ... or lit unevenly: part of the picture brighter or darker than the rest, each of its pixels by about
+# the same factor (a light gone over part of the shelf): the brightness is followed only as a whole.
+# In a cell of a LIGHT_GRID x LIGHT_GRID grid whose pixels' log brightness ratios to the shelf spread by
+# less than LIGHT_SPREAD (between quartiles; a shopper in front spreads them far more), a median ratio
+# LIGHT_UNEVEN or more (log) from the whole picture's
+LIGHT_GRID = 3
+LIGHT_SPREAD = 0.1
+LIGHT_UNEVEN = 0.2
 REACH_WINDOW_S = 2.0  # a reach in and out takes about a second; the slot settles soon after
 CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
 BLOB_MEMORY_S = 24.0  # shopper blobs (and foreground masks) kept to attribute a change made this long ago
@@ -277,7 +285,7 @@ class TrackResult:
             until = "the end" if end is None else f"{end:.1f}s"
             out.append(
                 f"the picture stopped showing the shelf as it was from {start:.1f}s to {until} "
-                "(camera moved or turned beyond following, covered or unlit): carts then not vouched for"
+                "(camera moved or turned beyond following, covered, or lit differently): carts then not vouched for"
             )
         if self.truncated_at is not None:
             out.append(f"truncated: read up to {self.truncated_at:.1f}s")
@@ -556,7 +564,11 @@ class _Pass:
         # within a run, against the shelf as it was when the run began: slots that settle meanwhile
         # take on the moved view, and must not make it look like the shelf again
         shelf = self.unlike_ref if self.unlike_ref is not None else self.ref_small
-        if _likeness(shelf, small) >= VIEW_LOST_LIKE:
+        assert self.sample is not None
+        if (
+            _likeness(shelf, small) >= VIEW_LOST_LIKE
+            and _uneven_light(shelf, small, self.sample) < LIGHT_UNEVEN
+        ):
             self.unlike_ref = None
         elif self.unlike and self.unlike[-1][1] == index - SHIFT_EVERY:
             self.unlike[-1][1] = index
@@ -1419,6 +1431,27 @@ def _likeness(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
     y -= y.mean()
     den = float(np.sqrt(float((x * x).sum()) * float((y * y).sum())))
     return float((x * y).sum()) / den if den > 0 else 0.0
+
+
+def _uneven_light(
+    a: NDArray[np.uint8], b: NDArray[np.uint8], sample: tuple[NDArray[np.intp], NDArray[np.intp]]
+) -> float:
+    """How far (log brightness ratio) the most evenly changed cell of the grid (LIGHT_GRID) changed
+    from the picture as a whole, between pictures a and b at the sample points; 0 if none is even."""
+    ys, xs = sample
+    ratio = np.log(np.maximum(b[ys, xs], 1).astype(np.float32) / np.maximum(a[ys, xs], 1).astype(np.float32))
+    whole = float(np.median(ratio))
+    h, w = a.shape
+    cells = (ys * LIGHT_GRID // h) * LIGHT_GRID + xs * LIGHT_GRID // w
+    worst = 0.0
+    for c in range(LIGHT_GRID * LIGHT_GRID):
+        inside = ratio[cells == c]
+        if len(inside) < 20:
+            continue
+        q1, mid, q3 = np.percentile(inside, [25, 50, 75])
+        if q3 - q1 < LIGHT_SPREAD:
+            worst = max(worst, abs(float(mid) - whole))
+    return worst
 
 
 def _holds(finished: list[TrackedEvent], token: str, sku: str) -> bool:

@@ -251,8 +251,8 @@ def test_a_camera_knocked_sideways_is_followed_and_the_shoppers_in_meanwhile_go_
     assert clean.stats["camera_moves"] == []
 
 
-@pytest.mark.parametrize("how", ["turned", "moved far"])
-def test_a_camera_turned_or_moved_beyond_following_trusts_no_cart_from_then_on(
+@pytest.mark.parametrize("how", ["turned", "moved far", "half in shadow"])
+def test_a_camera_turned_or_moved_beyond_following_or_a_light_gone_trusts_no_cart_from_then_on(
     scenes: dict[str, Path], tmp_path: Path, how: str
 ) -> None:
     scene = copy_scene(scenes["picks"], tmp_path / "s")
@@ -266,6 +266,8 @@ def test_a_camera_turned_or_moved_beyond_following_trusts_no_cart_from_then_on(
             return f
         if how == "turned":
             return cv2.warpAffine(f, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        if how == "half in shadow":  # a light over the left half gone: brightness is followed only as a whole
+            return np.concatenate([(f[:, : w // 2] * 0.6).astype(np.uint8), f[:, w // 2 :]], 1)
         return np.concatenate([f[:, 60:], f[:, -1:].repeat(60, 1)], 1)  # 60 of 640 pixels: too far to follow
 
     rewrite_footage(scene, knocked)
