@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
@@ -84,6 +85,37 @@ def probe_stream(path: str | Path) -> StreamInfo:
     return info
 
 
+def stream_gaps(path: str | Path, longer_than: float) -> list[tuple[float, float]]:
+    """Stretches with no picture in the stream (frames lost or not recorded), longer than
+    `longer_than` seconds, as (from, to) seconds after its first frame. From the packets' times
+    alone (no decoding: milliseconds for an hour); none if those cannot be read."""
+    cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
+    cmd += ["-map", "0:v:0", "-c", "copy", "-f", "framecrc", "pipe:1"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=600, check=False).stdout.decode(
+            "ascii", "replace"
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    base: Fraction | None = None
+    pts: list[int] = []
+    for line in out.splitlines():
+        if line.startswith("#tb 0:"):
+            base = Fraction(line.split(":", 1)[1].strip())
+        elif line and not line.startswith("#"):
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2].strip().lstrip("-").isdigit():
+                pts.append(int(fields[2]))
+    if base is None or len(pts) < 2:
+        return []
+    times = sorted(float(t * base) for t in pts)
+    return [
+        (round(a - times[0], 3), round(b - times[0], 3))
+        for a, b in zip(times, times[1:], strict=False)
+        if b - a > longer_than
+    ]
+
+
 @dataclass
 class YuvFrame:
     """One decoded frame: views into a reused buffer, valid until the next frame is read."""
@@ -102,8 +134,15 @@ def iter_yuv(
     report: DecodeReport,
     *,
     threads: int = 1,
+    fps: float | None = None,
 ) -> Iterator[YuvFrame]:
     """Yield every frame of `path` scaled to width x height (both even) as I420 planes.
+
+    Given `fps`, at exactly that rate from the first frame's time: frame n is the picture
+    shown at n / fps, a frame repeated over a gap in the stream and frames dropped where
+    it runs faster (footage recorded with a variable frame rate, or frames lost on the
+    way), so that a frame's number tells its time. A constant-rate stream at that rate
+    comes through frame for frame.
 
     Stops quietly where the data ends; `report` then holds the frame count, ffmpeg's
     exit code and its error output, so the caller can tell a truncated file.
@@ -125,7 +164,7 @@ def iter_yuv(
         "-an",
         "-sn",
         "-vf",
-        f"scale={width}:{height}:flags=fast_bilinear",
+        (f"fps={fps!r}," if fps else "") + f"scale={width}:{height}:flags=fast_bilinear",
         "-pix_fmt",
         "yuv420p",
         "-f",
@@ -170,10 +209,11 @@ def iter_yuv(
 
 
 def bare_decode(path: str | Path, width: int, height: int) -> int:
-    """Decode through the same pipe and do nothing with the frames: the speed baseline."""
+    """Decode through the same pipe (at the same rate) and do nothing with the frames: the speed baseline."""
     report = DecodeReport()
     n = 0
-    for _ in iter_yuv(path, width, height, report):
+    info = probe_stream(path)
+    for _ in iter_yuv(path, width, height, report, fps=info.fps if info.fps > 0 else None):
         n += 1
     return n
 

@@ -17,7 +17,10 @@ The pipeline, one pass over the footage:
    every later frame is moved back; the visits in the store meanwhile are not
    vouched for (`camera_moves`). A picture that stops looking like the shelf
    for longer (moved or turned further, covered, lit differently in part) vouches for no visit
-   in the store until it looks like it again (`view_lost`).
+   in the store until it looks like it again (`view_lost`). Frames are read at
+   the stream's rate from its first (a frame's number tells its time, in
+   footage recorded at a varying rate too); a stretch with no picture in the
+   stream vouches for no visit in the store then (`gaps`).
 2. Find each slot's facing positions and which hold its product, from the
    planogram rectangle and the product's reference image (`tracking.shelf`).
 3. Every frame: estimate the global brightness against the quiet shelf (drift
@@ -81,7 +84,7 @@ from numpy.typing import NDArray
 
 from tracking import confidence as conf
 from tracking import scene as scene_files
-from tracking.decode import DecodeError, DecodeReport, StreamInfo, iter_yuv, probe_stream
+from tracking.decode import DecodeError, DecodeReport, StreamInfo, iter_yuv, probe_stream, stream_gaps
 from tracking.people import (
     Blob,
     Descriptor,
@@ -145,6 +148,9 @@ SHIFT_RESPONSE = 0.15  # phase correlation peak under which no shift is read
 # front lower it for a moment; a shelf emptied over the hours does not (the reference follows it)
 VIEW_LOST_LIKE = 0.6
 VIEW_LOST_S = 5.0
+# no picture for longer than this in the stream (frames lost on the way, or not recorded): a reach takes
+# about a second, so the visits in the store meanwhile are not vouched for (`gaps`)
+GAP_S = 0.5
 # ... or lit unevenly: part of the picture brighter or darker than the rest, each of its pixels by about
 # the same factor (a light gone over part of the shelf): the brightness is followed only as a whole.
 # In a cell of a LIGHT_GRID x LIGHT_GRID grid whose pixels' log brightness ratios to the shelf spread by
@@ -287,6 +293,8 @@ class TrackResult:
                 f"the picture stopped showing the shelf as it was from {start:.1f}s to {until} "
                 "(camera moved or turned beyond following, covered, or lit differently): carts then not vouched for"
             )
+        for start, end in self.stats.get("gaps", []):
+            out.append(f"no picture from {start:.1f}s to {end:.1f}s (frames missing from the stream)")
         if self.truncated_at is not None:
             out.append(f"truncated: read up to {self.truncated_at:.1f}s")
         return out
@@ -1318,7 +1326,7 @@ def track_footage(
     expected = max(1, info.frame_count)
     events: list[TrackedEvent] = []
     done = 0
-    for frame in iter_yuv(footage, size[0], size[1], report):
+    for frame in iter_yuv(footage, size[0], size[1], report, fps=fps):
         p.feed(frame.index, frame.y, frame.buffer)
         if frame.index % 150 == 0:
             _release_views(p, frame.index)
@@ -1336,7 +1344,8 @@ def track_footage(
     truncated_at: float | None = None
     if (info.frame_count and report.frames < info.frame_count - 1) or report.had_errors:
         truncated_at = round(report.frames / fps, 3)
-    result = _assemble(plan, visit_list, events, p, threshold, truncated_at, report, info, cancelled)
+    gaps = stream_gaps(footage, GAP_S)
+    result = _assemble(plan, visit_list, events, p, threshold, truncated_at, report, info, cancelled, gaps)
     if progress is not None:
         progress(1.0)
     return result
@@ -1548,6 +1557,7 @@ def _assemble(
     report: DecodeReport,
     info: StreamInfo,
     cancelled: Sequence[float] = (),
+    gaps: Sequence[tuple[float, float]] = (),
 ) -> TrackResult:
     by_token: dict[str, list[TrackedEvent]] = {v.token: [] for v in visits}
     unattributed: list[TrackedEvent] = []
@@ -1572,6 +1582,7 @@ def _assemble(
         if b - a >= VIEW_LOST_S * p.fps
     ]
     knocked += lost
+    knocked += gaps
 
     def share(t: float) -> float:
         """One over the number of visits that could be at the shelf at time t."""
@@ -1643,6 +1654,8 @@ def _assemble(
         "expected_frames": info.frame_count,
         "view_fit": round(p.view_fit, 3),
         "shelf_in_view": not mismatch,
+        # (from, to) seconds with no picture in the stream
+        "gaps": [list(g) for g in gaps],
         # (from, to or None: to the end) seconds in which the picture did not look like the shelf
         "view_lost": [[round(max(0.0, a), 3), None if b == math.inf else round(b, 3)] for a, b in lost],
         # (time, dx, dy in full-frame pixels) of each shift of the camera undone

@@ -39,9 +39,7 @@ from .audit import SYSTEM, audit_record, jsonable
 log = logging.getLogger(__name__)
 
 NO_USABLE_FOOTAGE = "no usable footage"
-NOT_ALL_SEEN = (
-    "the footage does not show all of the visit reliably (a late start, a cut, or the camera moved or turned)"
-)
+NOT_ALL_SEEN = "the footage does not show all of the visit reliably (a late start, frames missing, a cut, or the camera moved)"
 
 
 def footage_queue(*, footage: Footage, actor: Any) -> None:

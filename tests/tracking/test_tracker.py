@@ -286,6 +286,36 @@ def test_a_camera_turned_or_moved_beyond_following_or_a_light_gone_trusts_no_car
     assert clean.stats["view_lost"] == []
 
 
+def test_frames_missing_from_the_stream_keep_the_time_and_the_visits_then_go_to_a_person(
+    scenes: dict[str, Path], tmp_path: Path
+) -> None:
+    """Footage recorded at a varying rate, here with no frame from 10 to 16 s: a frame's number must
+    not be taken for its time, and nobody is vouched for while there was no picture."""
+    import subprocess
+
+    from tracking.ffmpeg import ffmpeg_binary
+
+    scene = copy_scene(scenes["picks"], tmp_path / "s")
+    clean = run(scenes["picks"])
+    cmd = [ffmpeg_binary(), "-v", "error", "-y", "-i", str(scenes["picks"] / "footage.mp4")]
+    cmd += ["-vf", "select='not(between(n,150,239))'", "-fps_mode", "vfr", "-c:v", "libx264"]
+    subprocess.run([*cmd, "-preset", "veryfast", str(scene / "footage.mp4")], check=True)
+    result = run(scene)
+    ((start, end),) = result.stats["gaps"]
+    assert 9.9 <= start <= 10.0 and 15.9 <= end <= 16.1
+    assert any("no picture from" in c for c in result.caveats())
+    visits = json.loads((scene / "visits.json").read_text())
+    for v in visits:
+        cart = result.carts[v["token"]]
+        if v["entered_at"] <= end and start <= v["exited_at"]:
+            assert cart.flagged and cart.confidence == 0.0
+        else:  # seen whole, at the right times
+            assert carts_of(result)[v["token"]] == carts_of(clean)[v["token"]]
+            assert cart.flagged == clean.carts[v["token"]].flagged
+    assert any(not (v["entered_at"] <= end and start <= v["exited_at"]) for v in visits)
+    assert clean.stats["gaps"] == []
+
+
 def test_footage_that_does_not_show_the_planograms_shelf_trusts_no_cart(
     scenes: dict[str, Path], tmp_path: Path
 ) -> None:
