@@ -8,6 +8,7 @@ conversion. One frame buffer is reused, so memory does not grow with length.
 
 from __future__ import annotations
 
+import bisect
 import re
 import subprocess
 import tempfile
@@ -88,32 +89,47 @@ def probe_stream(path: str | Path) -> StreamInfo:
 def stream_gaps(path: str | Path, longer_than: float) -> list[tuple[float, float]]:
     """Stretches with no picture in the stream (frames lost or not recorded), longer than
     `longer_than` seconds, as (from, to) seconds after its first frame. From the packets' times
-    alone (no decoding: milliseconds for an hour); none if those cannot be read."""
+    alone, read as they come (no decoding, memory flat: milliseconds for a minute of footage);
+    none if those cannot be read."""
     cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
     cmd += ["-map", "0:v:0", "-c", "copy", "-f", "framecrc", "pipe:1"]
     try:
-        out = subprocess.run(cmd, capture_output=True, timeout=600, check=False).stdout.decode(
-            "ascii", "replace"
-        )
-    except (OSError, subprocess.SubprocessError):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
         return []
+    assert proc.stdout is not None
     base: Fraction | None = None
-    pts: list[int] = []
-    for line in out.splitlines():
-        if line.startswith("#tb 0:"):
-            base = Fraction(line.split(":", 1)[1].strip())
-        elif line and not line.startswith("#"):
+    window: list[int] = []  # packets come in decoding order: their times, sorted a few at a time
+    first: int | None = None
+    last: int | None = None
+    gaps: list[tuple[int, int]] = []
+
+    def take(pts: int) -> None:
+        nonlocal first, last
+        if first is None:
+            first = pts
+        elif last is not None and base is not None and (pts - last) * base > longer_than:
+            gaps.append((last, pts))
+        last = pts
+
+    with proc.stdout:
+        for raw in proc.stdout:
+            line = raw.decode("ascii", "replace")
+            if line.startswith("#tb 0:"):
+                base = Fraction(line.split(":", 1)[1].strip())
+                continue
             fields = line.split(",")
-            if len(fields) > 2 and fields[2].strip().lstrip("-").isdigit():
-                pts.append(int(fields[2]))
-    if base is None or len(pts) < 2:
+            if line.startswith("#") or len(fields) < 3 or not fields[2].strip().lstrip("-").isdigit():
+                continue
+            bisect.insort(window, int(fields[2]))
+            if len(window) > 32:
+                take(window.pop(0))
+    proc.wait()
+    for pts in window:
+        take(pts)
+    if base is None or first is None:
         return []
-    times = sorted(float(t * base) for t in pts)
-    return [
-        (round(a - times[0], 3), round(b - times[0], 3))
-        for a, b in zip(times, times[1:], strict=False)
-        if b - a > longer_than
-    ]
+    return [(round(float((a - first) * base), 3), round(float((b - first) * base), 3)) for a, b in gaps]
 
 
 @dataclass
