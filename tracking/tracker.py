@@ -16,8 +16,9 @@ The pipeline, one pass over the footage:
    that first view (every `SHIFT_EVERY` frames, confirmed a moment later) and
    every later frame is moved back; the visits in the store meanwhile are not
    vouched for (`camera_moves`). A picture that stops looking like the shelf
-   for longer (moved or turned further, covered, lit differently in part) vouches for no visit
-   in the store until it looks like it again (`view_lost`). Frames are read at
+   for longer (moved or turned further, covered, lit differently in part)
+   vouches for no visit in the store until it looks like it again
+   (`view_lost`). Frames are read at
    the stream's rate from its first (a frame's number tells its time, in
    footage recorded at a varying rate too); a stretch with no picture in the
    stream vouches for no visit in the store then (`gaps`).
@@ -141,16 +142,13 @@ SHIFT_CONFIRM = 5
 SHIFT_MIN = 1.5
 SHIFT_MAX = 12.0
 SHIFT_RESPONSE = 0.15  # phase correlation peak under which no shift is read
-# a camera moved or turned further than that (or covered, or its light gone, or lit unevenly, below): every SHIFT_EVERY frames the
+# a camera moved or turned further than that, covered, or its light gone: every SHIFT_EVERY frames the
 # picture is also correlated with the quiet shelf as it now is (slots updated as they settled); under
 # VIEW_LOST_LIKE at every check for VIEW_LOST_S, the view was lost from the first of them, and the visits
 # in the store from then until it came back are not vouched for (`view_lost`). Shoppers crowding in
 # front lower it for a moment; a shelf emptied over the hours does not (the reference follows it)
 VIEW_LOST_LIKE = 0.6
 VIEW_LOST_S = 5.0
-# no picture for longer than this in the stream (frames lost on the way, or not recorded): a reach takes
-# about a second, so the visits in the store meanwhile are not vouched for (`gaps`)
-GAP_S = 0.5
 # ... or lit unevenly: part of the picture brighter or darker than the rest, each of its pixels by about
 # the same factor (a light gone over part of the shelf): the brightness is followed only as a whole.
 # In a cell of a LIGHT_GRID x LIGHT_GRID grid whose pixels' log brightness ratios to the shelf spread by
@@ -159,6 +157,9 @@ GAP_S = 0.5
 LIGHT_GRID = 3
 LIGHT_SPREAD = 0.1
 LIGHT_UNEVEN = 0.2
+# no picture for longer than this in the stream (frames lost on the way, or not recorded): a reach takes
+# about a second, so the visits in the store meanwhile are not vouched for (`gaps`)
+GAP_S = 0.5
 REACH_WINDOW_S = 2.0  # a reach in and out takes about a second; the slot settles soon after
 CHANGE_DIFF = 22.0  # mean grey-level difference at which a facing position counts as changed
 BLOB_MEMORY_S = 24.0  # shopper blobs (and foreground masks) kept to attribute a change made this long ago
