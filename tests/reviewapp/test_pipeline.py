@@ -132,3 +132,29 @@ def test_footage_of_another_shelf_is_tracked_but_no_cart_from_it_is_trusted(db, 
     assert len(txns) == len(scene.visits)
     for txn in txns:  # every cart goes to a person, saying why
         assert txn.state == "needs_review" and SHELF_NOT_IN_VIEW in txn.review_reasons
+
+
+@pytest.mark.worker
+def test_footage_with_frames_missing_sends_the_visits_then_to_a_person_saying_why(db, small_scene, tmp_path):
+    import subprocess
+
+    from reviewapp.services.pipeline import NOT_ALL_SEEN
+    from tracking.ffmpeg import ffmpeg_binary
+
+    gappy = tmp_path / "gappy"
+    shutil.copytree(small_scene, gappy)
+    cmd = [ffmpeg_binary(), "-v", "error", "-y", "-i", str(small_scene / "footage.mp4")]
+    cmd += ["-vf", "select='not(between(n,45,150))'", "-fps_mode", "vfr", "-c:v", "libx264"]
+    subprocess.run([*cmd, "-preset", "veryfast", str(gappy / "footage.mp4")], check=True)  # 3 to 10 s lost
+    scene = scene_ingest(scene_dir=gappy, store_name="Sim", actor=Actor(label="test"), process=False)
+    Footage.objects.filter(pk=scene.footage.pk).update(status="queued")
+    assert footage_track(footage_id=scene.footage.pk) == "processed"
+    footage = Footage.objects.get(pk=scene.footage.pk)
+    assert footage.status == "processed" and "no picture from 2.9s to 10.1s" in footage.error
+    visits = {v["token"][-4:]: v for v in json.loads((gappy / "visits.json").read_text())}
+    txns = list(Transaction.objects.filter(footage=footage).select_related("visit"))
+    assert len(txns) == len(visits)
+    during = [t for t in txns if visits[t.visit.token_last4]["entered_at"] <= 10.1]
+    assert during
+    for txn in during:
+        assert txn.state == "needs_review" and NOT_ALL_SEEN in txn.review_reasons
