@@ -1488,14 +1488,13 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
             ev.slot.labels[c0.index] = c0.after
     # nor can they put back what they never took: given to a shopper who holds none of it while another
     # who could have made it does (hidden behind them, say), the look beside the slot says less than
-    # what each holds, and the return is ambiguous (a person must look)
-    if (
-        ev.kind == "return"
-        and token is not None
-        and not _holds(p.finished, token, ev.sku)
-        and any(_holds(p.finished, c, ev.sku) for c in cands[1:])
-    ):
-        margin = 0.0
+    # what each holds: the return is ambiguous between them (a person must look), and the others, who
+    # hold none either, are no likelier than the shopper it was given to
+    if ev.kind == "return" and token is not None and not _holds(p.finished, token, ev.sku):
+        holders = tuple(c for c in cands[1:] if _holds(p.finished, c, ev.sku))
+        if holders:
+            margin = 0.0
+            cands = (token, *holders)
     if ev.kind == "pick":
         match = float(np.mean([1.0 - c.match for c in ev.changes]))
         match_margin = float(np.mean([c.runner_up - (1.0 - c.match) for c in ev.changes]))

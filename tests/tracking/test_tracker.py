@@ -496,7 +496,7 @@ def test_a_return_given_to_a_shopper_who_never_took_it_while_a_rival_holds_it_is
         change = PositionChange(0, None, "SKU-1", 60.0, 0.9, 0.2, None)
         ev = _RawEvent(slot, "return", "SKU-1", 1, 300, 330, 290, 340, [change], 1.0, 0)  # type: ignore[arg-type]
         fake = SimpleNamespace(
-            attribute=lambda ev: ("beside", 1.0, ("beside", "hidden"), 1.0),
+            attribute=lambda ev: ("beside", 1.0, ("beside", "passer", "hidden"), 1.0),
             finished=list(finished),
             fps=fps,
             unseen=lambda ev, rivals: 0,
@@ -505,8 +505,10 @@ def test_a_return_given_to_a_shopper_who_never_took_it_while_a_rival_holds_it_is
 
     hidden = put_back([held("hidden")])
     assert hidden.token == "beside" and hidden.ambiguous and hidden.attribution_margin == 0.0
+    assert hidden.candidates == ("beside", "hidden")  # a passer-by holding none is no likelier
     assert hidden.confidence <= 0.5
     # the shopper beside the slot took one too, or the rival already put theirs back: as seen
     for finished in ([held("hidden"), held("beside")], [held("hidden"), held("hidden", "return")]):
         clear = put_back(finished)
         assert not clear.ambiguous and clear.attribution_margin == 1.0
+        assert clear.candidates == ("beside", "passer", "hidden")
