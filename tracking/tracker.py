@@ -1581,8 +1581,8 @@ def _assemble(
         for a, b in p.unlike
         if b - a >= VIEW_LOST_S * p.fps
     ]
-    knocked += lost
-    knocked += gaps
+    # spans in which the footage showed the shelf wrongly or not at all: nobody in the store then is vouched for
+    off = [*knocked, *lost, *gaps]
 
     def share(t: float) -> float:
         """One over the number of visits that could be at the shelf at time t."""
@@ -1603,7 +1603,7 @@ def _assemble(
         seen = v.exited_at >= 0 and v.entered_at <= duration
         cut = truncated_at is not None and v.exited_at > truncated_at
         blind = mismatch or (started > 0 and v.entered_at + ENTER_DELAY_S - 0.5 < started)
-        blind = blind or any(v.entered_at <= b and a <= v.exited_at for a, b in knocked)
+        blind = blind or any(v.entered_at <= b and a <= v.exited_at for a, b in off)
         cf = conf.CartFeatures(
             event_probs=[e.confidence for e in evs],
             negative=any(n < 0 for n in qty.values()),
