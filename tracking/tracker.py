@@ -149,6 +149,9 @@ SHIFT_RESPONSE = 0.15  # phase correlation peak under which no shift is read
 # front lower it for a moment; a shelf emptied over the hours does not (the reference follows it)
 VIEW_LOST_LIKE = 0.6
 VIEW_LOST_S = 5.0
+# ... or for VIEW_LOST_END_S up to the footage's last check: it did not come back before the end, and
+# whoever was in the store then must not be vouched for on the footage's last look at them
+VIEW_LOST_END_S = 2.0
 # ... or lit unevenly: part of the picture brighter or darker than the rest, each of its pixels by about
 # the same factor (a light gone over part of the shelf): the brightness is followed only as a whole.
 # In a cell of a LIGHT_GRID x LIGHT_GRID grid whose pixels' log brightness ratios to the shelf spread by
@@ -1579,7 +1582,7 @@ def _assemble(
     lost = [
         ((a - SHIFT_EVERY) / p.fps, (b + SHIFT_EVERY) / p.fps if b + SHIFT_EVERY < p.frames else math.inf)
         for a, b in p.unlike
-        if b - a >= VIEW_LOST_S * p.fps
+        if b - a >= (VIEW_LOST_S if b + SHIFT_EVERY < p.frames else VIEW_LOST_END_S) * p.fps
     ]
     # spans in which the footage showed the shelf wrongly or not at all: nobody in the store then is vouched for
     off = [*knocked, *lost, *gaps]

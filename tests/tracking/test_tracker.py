@@ -286,6 +286,31 @@ def test_a_camera_turned_or_moved_beyond_following_or_a_light_gone_trusts_no_car
     assert clean.stats["view_lost"] == []
 
 
+def test_a_view_lost_in_the_last_seconds_trusts_no_cart_still_in_the_store(
+    scenes: dict[str, Path], tmp_path: Path
+) -> None:
+    """A view that does not come back before the footage ends cannot wait the usual 5 s to be told
+    from a shopper passing close to the camera: 2 s up to the last check are enough."""
+    scene = copy_scene(scenes["picks"], tmp_path / "s")
+    clean = run(scenes["picks"])
+    duration = clean.stats["duration_s"]
+    knock = int((duration - 3.5) * 15)
+    rewrite_footage(
+        scene, lambda i, f: f if i < knock else np.concatenate([f[:, 60:], f[:, -1:].repeat(60, 1)], 1)
+    )
+    result = run(scene)
+    ((start, end),) = result.stats["view_lost"]
+    assert duration - 5.0 <= start <= duration - 3.5 and end is None
+    visits = json.loads((scene / "visits.json").read_text())
+    for v in visits:
+        cart = result.carts[v["token"]]
+        if v["exited_at"] >= start:
+            assert cart.flagged and cart.confidence == 0.0
+        else:
+            assert cart.confidence == clean.carts[v["token"]].confidence
+    assert any(v["exited_at"] >= start for v in visits)
+
+
 def test_frames_missing_from_the_stream_keep_the_time_and_the_visits_then_go_to_a_person(
     scenes: dict[str, Path], tmp_path: Path
 ) -> None:
