@@ -14,6 +14,8 @@ from celery import Celery
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from config import broker  # noqa: F401 - filesystem:// URLs get the transport that writes messages whole
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 QUEUES = ("tracking", "media", "settlement", "default")
