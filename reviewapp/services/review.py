@@ -373,6 +373,10 @@ def decision_submit(
         supervisor = is_supervisor(reviewer)
         if outcome == DecisionOutcome.VOIDED and not supervisor:
             raise DomainError("only a supervisor can void a transaction")
+        if outcome == DecisionOutcome.ESCALATED and task.kind == TaskKind.ESCALATION:
+            raise DomainError(
+                "this task is the escalation: decide it (approve, correct or void); it cannot be escalated again"
+            )
         proposal = [
             FinalLine(sku=line.product.sku, qty=line.qty)
             for line in txn.proposed_lines.select_related("product")

@@ -494,8 +494,9 @@
       Backspace: () => remove(selected),
       r: focusReason,
       R: focusReason,
-      e: () => holder && openDialog(escDialog, document.getElementById("esc-note")),
-      E: () => holder && openDialog(escDialog, document.getElementById("esc-note")),
+      // an escalation has no Escalate button (a supervisor decides it): the key does nothing there either
+      e: () => holder && document.getElementById("escalate-btn") && openDialog(escDialog, document.getElementById("esc-note")),
+      E: () => holder && document.getElementById("escalate-btn") && openDialog(escDialog, document.getElementById("esc-note")),
       x: () => holder && openDialog(skipDialog, skipDialog.querySelector("input[name=reason]:checked")),
       X: () => holder && openDialog(skipDialog, skipDialog.querySelector("input[name=reason]:checked")),
       "?": () => openDialog(helpDialog),

@@ -222,6 +222,26 @@ def test_escalating_queues_a_task_only_supervisors_can_claim(
     assert escalation.transaction.state == "voided"
 
 
+def test_an_escalation_cannot_be_escalated_again_and_stays_the_supervisors_to_decide(
+    flagged, reviewer, supervisor
+) -> None:
+    from reviewapp.models import ReviewTask
+    from reviewapp.states import DomainError
+
+    flagged()
+    task = claim_next_task(reviewer=reviewer)
+    decision_submit(task=task, reviewer=reviewer, outcome="escalated", note="hand hidden")
+    escalation = claim_next_task(reviewer=supervisor)
+    with pytest.raises(DomainError, match="cannot be escalated again"):
+        decision_submit(task=escalation, reviewer=supervisor, outcome="escalated", note="again")
+    escalation.refresh_from_db()
+    assert escalation.state == "assigned" and escalation.assignee == supervisor
+    assert ReviewTask.objects.filter(transaction=escalation.transaction).count() == 2
+    decision_submit(task=escalation, reviewer=supervisor, outcome="approved")
+    escalation.transaction.refresh_from_db()
+    assert escalation.transaction.state == "approved"
+
+
 def test_a_reviewer_cannot_void(flagged, reviewer) -> None:
     from reviewapp.states import DomainError
 
