@@ -130,6 +130,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    "reviewapp.middleware.NoStorePagesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

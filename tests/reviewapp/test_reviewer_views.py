@@ -16,6 +16,7 @@ from django.utils import timezone
 from reviewapp.models import AuditEvent, Clip, Decision, EvidenceEvent, Product, ProposedLine, ReviewTask
 from reviewapp.services.review import (
     claim_next_task,
+    decision_submit,
     lease_leave,
     lease_release_expired,
     on_deck_claim,
@@ -119,6 +120,20 @@ def test_the_page_renders_for_the_holder_and_claims_an_on_deck_task(client, revi
     following.refresh_from_db()
     assert following.assignee == reviewer and following.state == "assigned"
     assert b"Apple Juice" in response.content and b'id="approve-btn"' in response.content
+
+
+def test_pages_are_never_taken_from_the_browser_cache_so_back_shows_a_decided_task_as_decided(
+    client, reviewer, flagged
+) -> None:
+    task = flagged()
+    claim_next_task(reviewer=reviewer)
+    page = reverse("reviewer:task", args=[task.code])
+    response = as_user(client, reviewer).get(page)
+    assert "no-store" in response["Cache-Control"]
+    assert "no-store" in client.get(reverse("reviewer:start"))["Cache-Control"]
+    decision_submit(task=task, reviewer=reviewer, outcome="approved")
+    again = client.get(page)  # what Back now shows: asked of the server again
+    assert b'id="approve-btn"' not in again.content
 
 
 def test_every_clip_of_the_transaction_is_on_the_page(client, reviewer, flagged) -> None:
