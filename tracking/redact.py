@@ -14,8 +14,9 @@ How a clip is redacted, one pass, memory flat in its length:
    detector stops seeing is held, growing, for about half a second. Each face box is
    padded by FACE_PAD of its size on every side.
 4. Every shopper track (the tracker's ``tracks``: per token [frame, x, y, w, h]
-   samples, interpolated between samples) adds the top HEAD_AND_TORSO of its box,
-   padded, so a shopper seen from behind or missed by the detector is still covered.
+   samples, interpolated between samples) adds the top HEAD_AND_TORSO of its box and
+   HEAD_ABOVE of its height above it, padded, so a shopper seen from behind or missed
+   by the detector is still covered.
 5. Each box is pixelated to a few cells and smoothed (an area downscale followed by a
    linear upscale) in all three planes; then the ``keep`` rectangles are copied back
    from the decoded frame, so they leave this process byte-identical.
@@ -62,6 +63,10 @@ FACE_PAD = 0.4  # of a face box's width/height, on each side
 HOLD_S = 0.6  # a face that vanishes from the detections stays blurred this long
 HOLD_GROW = 0.15  # and its box grows by this share on each side per missed detection
 HEAD_AND_TORSO = 0.45  # the top share of a shopper's box that is blurred
+# ... and this share of its height above it: a shopper's box starts where they stand out from the
+# shelf behind them, at the shoulders when the head does not (dark hair over dark products; seen in
+# the demo's clips, the backs of heads above the blur)
+HEAD_ABOVE = 0.2
 TRACK_PAD = 0.15
 TRACK_GAP_S = 3.0  # interpolate between track samples at most this far apart
 TRACK_HOLD_S = 0.5  # and hold a track's first and last box this long
@@ -197,7 +202,8 @@ class TrackBoxes:
             rect = self._at(frames, rects, frame)
             if rect is not None:
                 x, y, w, h = rect
-                top = (x, y, w, max(1, round(h * HEAD_AND_TORSO)))
+                above = round(h * HEAD_ABOVE)
+                top = (x, y - above, w, max(1, round(h * HEAD_AND_TORSO) + above))
                 out.append(_pad(top, TRACK_PAD, TRACK_PAD, TRACK_PAD, TRACK_PAD / 2))
         return out
 

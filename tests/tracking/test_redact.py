@@ -269,7 +269,10 @@ def test_track_boxes_are_interpolated_between_samples_and_held_briefly() -> None
     boxes = TrackBoxes({"a": [(0, 100, 100, 40, 100), (10, 200, 100, 40, 100)]}, fps=10)
     (x0, y0, x1, y1) = boxes.spans(5)[0]
     assert (x0 + x1) / 2 == pytest.approx(170, abs=1)  # half way, centre of a 40-wide box
-    assert y1 - y0 < 60  # head and torso only, not the legs
+    assert y1 <= 155  # head and torso only, not the legs (from half way down the box)
+    # and a head's height above the box: it may start at the shoulders, where a head that did not
+    # stand out from the shelf behind it was left out
+    assert y0 <= 100 - 20
     assert boxes.spans(13) and not boxes.spans(30)  # held for half a second, then gone
     far = TrackBoxes({"a": [(0, 0, 0, 10, 10), (100, 300, 0, 10, 10)]}, fps=10)
     assert not far.spans(50)  # samples 10 s apart are two sightings, not a walk
