@@ -76,17 +76,21 @@ def _gone(clip: Clip) -> HttpResponse:
     )
 
 
-def _audit_clip_view(request: HttpRequest, clip: Clip) -> None:
-    """One `clip.viewed` per user, clip and ten minutes, not one per Range request."""
+def audit_clip_view(request: HttpRequest, clip: Clip, *, action: str = "clip.viewed") -> None:
+    """One `clip.viewed` per user, clip and ten minutes, not one per Range request.
+
+    `clip.prefetched`: the review page fetching the next task's clip into the browser's cache
+    before its reviewer has opened that task. It is logged (every delivery of a clip is), but it
+    is not a view: the view is recorded when the task's page is opened, from that cache."""
     seen = request.session.get("clips_seen", {})
     now = timezone.now().timestamp()
-    key = str(clip.code)
+    key = f"{action}:{clip.code}"
     if now - seen.get(key, 0) < 600:
         return
     seen = {k: v for k, v in seen.items() if now - v < 600}
     seen[key] = now
     request.session["clips_seen"] = seen
-    audit_record(actor=request.user, action="clip.viewed", obj=clip, txn=clip.transaction)
+    audit_record(actor=request.user, action=action, obj=clip, txn=clip.transaction)
 
 
 # --------------------------------------------------------------------------- serving
@@ -210,7 +214,8 @@ def clip(request: HttpRequest, code: Any) -> HttpResponse:
         )
     response = serve_file(request, field, content_type="video/mp4")
     if response.status_code in (200, 206) and request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
-        _audit_clip_view(request, item)
+        prefetch = request.headers.get("X-Prefetch") == "1"
+        audit_clip_view(request, item, action="clip.prefetched" if prefetch else "clip.viewed")
     return response
 
 

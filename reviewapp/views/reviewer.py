@@ -36,6 +36,7 @@ from ..services.review import (
     task_release,
 )
 from ..states import DomainError, TaskState
+from .media import audit_clip_view
 
 DOUBT_BELOW = 0.9  # a line under this confidence (or with an ambiguous event) is marked "check"
 NOT_YOURS = "This task is not (or no longer) assigned to you: your hold may have expired."
@@ -142,6 +143,9 @@ def task_page(request: HttpRequest, code: Any) -> HttpResponse:
     )
     context = task_context(task, user=request.user, on_deck=on_deck)
     context["holder"] = holder
+    if holder:  # its clips play from the cache the previous page prefetched them into
+        for clip in Clip.objects.filter(transaction=task.transaction, purged_at__isnull=True):
+            audit_clip_view(request, clip)
     return render(request, "reviewapp/review_task.html", context)
 
 

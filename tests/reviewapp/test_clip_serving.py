@@ -160,6 +160,21 @@ def test_a_view_is_audited_once_not_per_range_request(holder, clip) -> None:
     assert events.count() == 1 and events.get().actor == holder
 
 
+def test_a_prefetch_is_logged_as_one_not_as_a_view_and_opening_the_task_is_the_view(holder, clip) -> None:
+    """The review page fetches the next task's clip into the browser cache while its reviewer is
+    still on another task; an auditor's 'viewed by' must not count that."""
+    client = Client()
+    client.force_login(holder)
+    client.get(reverse("media:clip", args=[clip.code]), HTTP_RANGE="bytes=0-", HTTP_X_PREFETCH="1")
+    logged = AuditEvent.objects.filter(object_code=str(clip.code))
+    assert list(logged.values_list("action", flat=True)) == ["clip.prefetched"]
+    task = ReviewTask.objects.get(transaction=clip.transaction)
+    assert client.get(reverse("reviewer:task", args=[task.code])).status_code == 200
+    assert logged.filter(action="clip.viewed", actor=holder).count() == 1
+    client.get(reverse("media:clip", args=[clip.code]), HTTP_RANGE="bytes=0-")  # not served from the cache
+    assert logged.filter(action="clip.viewed").count() == 1
+
+
 def test_the_proxy_modes_hand_the_bytes_to_the_proxy(settings, holder, clip) -> None:
     settings.MEDIA_SERVE_MODE = "nginx"
     settings.MEDIA_ACCEL_PREFIX = "/protected-media/"
