@@ -19,6 +19,7 @@ from .tokens import token_hash
 
 # The filter keys, in the order they appear in links and in the export's audit record.
 FILTER_KEYS = (
+    "q",
     "since",
     "until",
     "store",
@@ -36,6 +37,14 @@ def _minor_units(value: Decimal | None) -> int | None:
 
 
 class AuditFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=128,
+        label="Transaction code or visit id",
+        widget=forms.TextInput(
+            attrs={"placeholder": "d445c74f, or the store's visit id", "autocomplete": "off"}
+        ),
+    )
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(
         required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"})
@@ -61,6 +70,9 @@ class AuditFilterForm(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
     )
     token_hash = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput)
+
+    def clean_q(self) -> str:
+        return self.cleaned_data["q"].strip()
 
     def clean_reviewer(self) -> str:
         return self.cleaned_data["reviewer"].strip()
@@ -91,6 +103,7 @@ class AuditFilterForm(forms.Form):
         """Keyword arguments for selectors.transactions_filtered / decisions_filtered."""
         data = self.cleaned_data
         return {
+            "q": data.get("q") or "",
             "since": data.get("since"),
             "until": data.get("until"),
             "store": data.get("store"),
@@ -111,7 +124,7 @@ class AuditFilterForm(forms.Form):
                 params[key] = data[key].isoformat()
         if data.get("store"):
             params["store"] = str(data["store"].code)
-        for key in ("reviewer", "outcome", "token_hash"):
+        for key in ("q", "reviewer", "outcome", "token_hash"):
             if data.get(key):
                 params[key] = data[key]
         for key in ("min_amount", "max_amount"):
@@ -140,7 +153,17 @@ def describe_filters(filters: dict[str, Any]) -> dict[str, Any]:
 def form_from_options(options: dict[str, Any]) -> AuditFilterForm:
     """Bind the form to a management command's options (same names, dashes as underscores)."""
     data = {}
-    for key in ("since", "until", "reviewer", "outcome", "min_amount", "max_amount", "token", "token_hash"):
+    for key in (
+        "q",
+        "since",
+        "until",
+        "reviewer",
+        "outcome",
+        "min_amount",
+        "max_amount",
+        "token",
+        "token_hash",
+    ):
         if options.get(key) not in (None, ""):
             data[key] = str(options[key])
     store = options.get("store")

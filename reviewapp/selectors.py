@@ -211,6 +211,22 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
 # (forms_audit.AuditFilterForm.filters() builds the keyword arguments).
 
 
+def _code_or_visit(q: str, prefix: str = "") -> Any:
+    """The transactions (under `prefix`, the lookup path to one) whose code is or starts with `q`
+    (the 8 characters reviewers and dashboards show are enough), or whose visit has `q` as the store
+    system's id. A code prefix is matched as a range of codes, so the code's index serves it."""
+    import uuid
+
+    from django.db.models import Q
+
+    match = Q(**{f"{prefix}visit__external_id": q})
+    digits = q.replace("-", "").lower()
+    if 6 <= len(digits) <= 32 and all(c in "0123456789abcdef" for c in digits):
+        low, high = uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+        match |= Q(**{f"{prefix}code__gte": low, f"{prefix}code__lte": high})
+    return match
+
+
 def _day_start(day: Any) -> Any:
     from datetime import datetime, time
 
@@ -230,6 +246,7 @@ def decisions_filtered(
     max_amount: int | None = None,
     token_hash: str = "",
     token_last4: str = "",
+    q: str = "",
 ) -> Any:
     """Decisions matching the auditor's filters; dates are the decision's, whole days, inclusive.
 
@@ -258,6 +275,8 @@ def decisions_filtered(
         qs = qs.filter(transaction__visit__token_hash=token_hash)
     if token_last4:
         qs = qs.filter(transaction__visit__token_last4=token_last4)
+    if q:
+        qs = qs.filter(_code_or_visit(q, "transaction__"))
     return qs
 
 
@@ -272,6 +291,7 @@ def transactions_filtered(
     max_amount: int | None = None,
     token_hash: str = "",
     token_last4: str = "",
+    q: str = "",
 ) -> Any:
     """Transactions matching the auditor's filters, newest first.
 
@@ -310,6 +330,8 @@ def transactions_filtered(
         qs = qs.filter(visit__token_hash=token_hash)
     if token_last4:
         qs = qs.filter(visit__token_last4=token_last4)
+    if q:
+        qs = qs.filter(_code_or_visit(q))
     return qs.order_by("-created_at", "-id")
 
 

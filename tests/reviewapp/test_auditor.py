@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -163,6 +165,24 @@ def test_it_filters(client, auditor, scene, params, expected) -> None:
 def test_it_filters_by_store(client, auditor, scene) -> None:
     client.force_login(auditor)
     assert listed(client, store=str(scene.harbour.code)) == ["ext-21", "ext-20"]
+
+
+def test_it_finds_a_transaction_by_its_code_its_short_code_or_its_visits_id(client, auditor, scene) -> None:
+    """What a dispute arrives with: the 8 characters a reviewer or a dashboard showed, the whole
+    code, or the store system's visit id. The dashboard's escalation links search by code."""
+    client.force_login(auditor)
+    code = str(scene.t2.code)
+    assert listed(client, q=code) == ["ext-10"]
+    assert listed(client, q=code[:8]) == ["ext-10"]
+    assert listed(client, q=code[:8].upper()) == ["ext-10"]
+    assert listed(client, q="ext-20") == ["ext-20"]
+    assert listed(client, q=" ext-20 ") == ["ext-20"]
+    assert listed(client, q="nothing-like-it") == []
+    assert listed(client, q=code[:8], store=str(scene.harbour.code)) == []  # with the other filters
+    # the export takes it too
+    response = client.get(reverse("auditor:export-csv"), {"q": code[:8]})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row["transaction"] for row in rows] == [code]
 
 
 def test_a_full_token_is_searched_by_its_hash_and_never_shown(client, auditor, scene) -> None:

@@ -28,6 +28,11 @@ class Command(BaseCommand):
     help = "Export decisions (CSV or JSON Lines) with the auditor's filters; streamed, constant memory."
 
     def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--transaction",
+            dest="q",
+            help="A transaction's code (or its first 8 characters) or its visit's id.",
+        )
         parser.add_argument("--since", help="First day (YYYY-MM-DD, UTC), by decision date.")
         parser.add_argument("--until", help="Last day, inclusive (YYYY-MM-DD, UTC).")
         parser.add_argument("--store", help="Store name or code.")
