@@ -10,6 +10,16 @@ from .models import Charge, Footage, ReviewTask
 from .states import ChargeState, FootageStatus, TaskState
 
 
+def queue_for(user: Any) -> dict[str, Any]:
+    """The queue as one reviewer sees it: the tasks they may take, and the rest (escalations, which
+    only supervisors take, and second looks at carts they decided themselves)."""
+    from .services.review import claimable_by
+
+    queued = ReviewTask.objects.filter(state=TaskState.QUEUED)
+    mine = queued.filter(claimable_by(user)).distinct().count()
+    return {"mine": mine, "others": queued.count() - mine}
+
+
 def queue_summary() -> dict[str, Any]:
     queued = ReviewTask.objects.filter(state=TaskState.QUEUED)
     return {

@@ -49,7 +49,8 @@ REASON_CODES = {
 }
 
 
-def _claimable(reviewer: Any) -> Q:
+def claimable_by(reviewer: Any) -> Q:
+    """The queued tasks this user may claim (the queue as they see it)."""
     from ..access import is_supervisor
 
     query = Q(state=TaskState.QUEUED)
@@ -92,7 +93,7 @@ def _claim_queued(
     """Lease the next queued task to `reviewer` (see claim_next_task for the ordering and locking)."""
     if connection.vendor == "postgresql":
         return _claim_postgres(reviewer=reviewer, now=now, action=action, exclude=exclude, held=False)
-    claimable = _claimable(reviewer)
+    claimable = claimable_by(reviewer)
     if exclude:
         claimable &= ~Q(pk__in=list(exclude))
     for _attempt in range(5):

@@ -110,7 +110,8 @@ def _done(request: HttpRequest, message: str, next_url: str) -> HttpResponse:
 def start(request: HttpRequest) -> HttpResponse:
     if request.GET.get("empty"):
         messages.info(request, "No tasks are waiting right now. Try again in a moment.")
-    return render(request, "reviewapp/reviewer_start.html", {"queue": selectors.queue_summary()})
+    context = {"queue": selectors.queue_summary(), "waiting": selectors.queue_for(request.user)}
+    return render(request, "reviewapp/reviewer_start.html", context)
 
 
 @require_POST

@@ -86,7 +86,21 @@ def test_the_start_page_offers_to_start_reviewing(client, reviewer, flagged) -> 
     flagged()
     response = as_user(client, reviewer).get(reverse("reviewer:start"))
     assert response.status_code == 200
-    assert b"Start reviewing" in response.content and b"1</strong> task waiting" in response.content
+    assert b"Start reviewing" in response.content and b"1</strong> task waiting for you" in response.content
+    assert b'http-equiv="refresh"' not in response.content
+
+
+def test_the_start_page_counts_only_the_tasks_the_reviewer_may_take_and_looks_again_when_none(
+    client, reviewer, other_reviewer, supervisor, flagged
+) -> None:
+    flagged()
+    task = claim_next_task(reviewer=other_reviewer)
+    decision_submit(task=task, reviewer=other_reviewer, outcome="escalated", note="cannot tell")
+    page = as_user(client, reviewer).get(reverse("reviewer:start")).content
+    assert b"0</strong> tasks waiting for you" in page and b"1 not yours to take" in page
+    assert b'http-equiv="refresh"' in page
+    page = as_user(Client(), supervisor).get(reverse("reviewer:start")).content
+    assert b"1</strong> task waiting for you" in page
 
 
 def test_starting_claims_the_next_task_and_opens_it(client, reviewer, flagged) -> None:
