@@ -139,8 +139,11 @@ def task_page(request: HttpRequest, code: Any) -> HttpResponse:
         except DomainError as exc:
             messages.error(request, f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
             return redirect("reviewer:start")
+    # no reviewer's task is held in reserve for a supervisor resolving an escalation
     on_deck = (
-        on_deck_claim(reviewer=request.user, current=task, exclude=_skipped(request)) if holder else None
+        on_deck_claim(reviewer=request.user, current=task, exclude=_skipped(request))
+        if holder and task.kind != TaskKind.ESCALATION
+        else None
     )
     context = task_context(task, user=request.user, on_deck=on_deck)
     context["holder"] = holder
@@ -302,7 +305,9 @@ def decide(request: HttpRequest, code: Any) -> HttpResponse:
     except DomainError as exc:
         return _refused(request, str(exc), status=400, back_to=task)
     labels = {"approved": "Approved", "adjusted": "Approved with corrections", "escalated": "Escalated"}
-    return _done(request, f"{labels.get(decision.outcome, decision.outcome.title())}.", _next_url(request))
+    # a supervisor who resolved an escalation goes back to the shift, not into the reviewers' queue
+    after = reverse("supervisor:dashboard") if task.kind == TaskKind.ESCALATION else _next_url(request)
+    return _done(request, f"{labels.get(decision.outcome, decision.outcome.title())}.", after)
 
 
 @require_POST

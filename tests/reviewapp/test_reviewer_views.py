@@ -317,11 +317,16 @@ def test_a_supervisor_voids_an_escalation_from_the_page(client, reviewer, superv
     decide(as_user(client, reviewer), task, outcome="escalated", note="cannot tell")
     escalation = claim_next_task(reviewer=supervisor)
     supervisor_client = as_user(Client(), supervisor)
+    waiting = flagged()  # a reviewers' task: not held in reserve for the supervisor, nor opened next
     page = supervisor_client.get(reverse("reviewer:task", args=[escalation.code]))
     assert page.status_code == 200 and b"cannot tell" in page.content and b'id="void-form"' in page.content
+    assert not page.context["page"]["on_deck"] and b'id="escalate-btn"' not in page.content
     response = decide(supervisor_client, escalation, outcome="voided", note="nothing visible")
     assert response.status_code == 200
+    assert response.json()["next"] == reverse("supervisor:dashboard")
     assert Decision.objects.get(task=escalation).outcome == "voided"
+    waiting.refresh_from_db()
+    assert waiting.state == "queued" and waiting.assignee is None
 
 
 # --------------------------------------------------------------------------- skip, renew, leave
