@@ -499,6 +499,8 @@
       E: () => holder && document.getElementById("escalate-btn") && openDialog(escDialog, document.getElementById("esc-note")),
       x: () => holder && openDialog(skipDialog, skipDialog.querySelector("input[name=reason]:checked")),
       X: () => holder && openDialog(skipDialog, skipDialog.querySelector("input[name=reason]:checked")),
+      z: toggleCompare,
+      Z: toggleCompare,
       "?": () => openDialog(helpDialog),
     }[k];
     if (!act) return;
@@ -516,6 +518,13 @@
   const before = document.getElementById("crop-before");
   const after = document.getElementById("crop-after");
   const caption = document.getElementById("event-caption");
+
+  // the slot crops are small beside the clip: Z (or a click on one) shows them large in its place
+  const stage = document.querySelector(".stage");
+  function toggleCompare() {
+    if (stage) stage.classList.toggle("compare");
+  }
+  [before, after].forEach((img) => img && img.addEventListener("click", toggleCompare));
 
   function showCrop(img, url) {
     img.hidden = !url;

@@ -134,6 +134,15 @@ def test_a_reviewer_plays_tags_and_approves_with_the_keyboard(
     assert state["event"] is not None
     event = next(e for e in events if e["code"] == state["event"])
     assert abs(state["footageTime"] - (event["t_start"] - 0.5)) < 0.2
+    # the event's slot crops, large in the clip's place and back
+    small = page.locator("#crop-before").bounding_box()["width"]
+    page.keyboard.press("z")
+    assert not page.locator("#video").is_visible()
+    assert page.locator("#crop-before").bounding_box()["width"] > 2 * small
+    page.keyboard.press("z")
+    assert page.locator("#video").is_visible()
+    assert page.locator("#crop-before").bounding_box()["width"] == small
+
     box = page.locator("#timeline").bounding_box()
     y = box["y"] + box["height"] / 2
     free = js(  # a point of the timeline with no event marker on it
