@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Min, Q, Sum
 
 from .models import Charge, Footage, ReviewTask
 from .states import ChargeState, FootageStatus, TaskState
@@ -72,8 +72,10 @@ def _reviewer_hists(*, since: Any) -> dict[int, dict[str, Any]]:
 
     merged: dict[int, dict[str, Any]] = {}
     rows = ReviewerHourStats.objects.filter(hour__gte=since)
-    for row in rows.values("reviewer_id").annotate(n=Sum("decisions")):
-        merged[row["reviewer_id"]] = {"decisions": row["n"] or 0, "hist": {}}
+    for row in rows.values("reviewer_id").annotate(
+        n=Sum("decisions"), hours=Count("id", filter=Q(decisions__gt=0))
+    ):
+        merged[row["reviewer_id"]] = {"decisions": row["n"] or 0, "hours": row["hours"] or 0, "hist": {}}
     if connection.vendor == "postgresql":
         table = ReviewerHourStats._meta.db_table
         with connection.cursor() as cursor:
@@ -83,10 +85,12 @@ def _reviewer_hists(*, since: Any) -> dict[int, dict[str, Any]]:
                 [since],
             )
             for reviewer_id, key, count in cursor.fetchall():
-                merged.setdefault(reviewer_id, {"decisions": 0, "hist": {}})["hist"][key] = int(count)
+                merged.setdefault(reviewer_id, {"decisions": 0, "hours": 0, "hist": {}})["hist"][key] = int(
+                    count
+                )
         return merged
     for row in rows.values("reviewer_id", "handle_seconds_hist"):
-        hist = merged.setdefault(row["reviewer_id"], {"decisions": 0, "hist": {}})["hist"]
+        hist = merged.setdefault(row["reviewer_id"], {"decisions": 0, "hours": 0, "hist": {}})["hist"]
         for key, count in row["handle_seconds_hist"].items():
             hist[int(key)] = hist.get(int(key), 0) + count
     return merged
@@ -156,7 +160,9 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
             {
                 "user": users.get(reviewer_id),
                 "decisions": entry["decisions"],
-                "per_hour": entry["decisions"] / window_hours,
+                # over the hours they decided in, not the whole window: a shift's first minutes
+                # or a part-time reviewer are not a slow one
+                "per_hour": entry["decisions"] / max(1, entry["hours"]),
                 "median_handle_s": quantile_from_hist(entry["hist"], HANDLE_SECONDS_EDGES, 0.5),
             }
         )

@@ -57,7 +57,16 @@ def trend_svg(trend: list[tuple[Any, dict[str, int]]], width: int = 720, height:
             f"{i * step:.1f},{height - (p[key] / top) * (height - 10):.1f}" for i, (_, p) in enumerate(trend)
         )
 
-    labels = [(i * step, hour) for i, (hour, _) in enumerate(trend) if i % max(1, len(trend) // 6) == 0]
+    every = max(1, len(trend) // 6)
+    last = len(trend) - 1
+    # each label centred on its hour, the first and last kept inside the chart (the newest was cut off)
+    labels = [
+        (i * step, hour, "start" if i == 0 else "end" if i == last else "middle")
+        for i, (hour, _) in enumerate(trend)
+        if i % every == 0 or i == last
+    ]
+    if len(labels) >= 2 and labels[-1][0] - labels[-2][0] < 60:  # too close to the newest to read
+        del labels[-2]
     dots = [
         (key, f"{i * step:.1f}", f"{height - (p[key] / top) * (height - 10):.1f}", p[key], hour)
         for key in ("auto_approved", "flagged")

@@ -308,3 +308,35 @@ def test_the_dashboard_shows_gold_accuracy(client, supervisor, store, flagged, r
     client.force_login(supervisor)
     html = client.get(reverse("supervisor:dashboard")).content.decode()
     assert "1/1" in html
+
+
+def test_a_reviewers_rate_is_over_the_hours_they_decided_in_not_the_whole_window(db, reviewer) -> None:
+    """3 decisions in one hour of an 8 hour window is 3 an hour, not 0.4."""
+    from reviewapp import selectors
+    from reviewapp.models import ReviewerHourStats
+    from reviewapp.services.metrics import hour_floor
+
+    now = hour_floor(timezone.now())
+    ReviewerHourStats.objects.create(reviewer=reviewer, hour=now, decisions=3)
+    ReviewerHourStats.objects.create(reviewer=reviewer, hour=now - timedelta(hours=3), decisions=0)
+    (row,) = selectors.dashboard(window_hours=8)["reviewers"]
+    assert row["decisions"] == 3 and row["per_hour"] == 3.0
+    ReviewerHourStats.objects.create(reviewer=reviewer, hour=now - timedelta(hours=2), decisions=5)
+    (row,) = selectors.dashboard(window_hours=8)["reviewers"]
+    assert row["per_hour"] == 4.0
+
+
+def test_the_trend_chart_labels_stay_inside_it_newest_hour_included() -> None:
+    from datetime import UTC, datetime
+
+    from reviewapp.views.supervisor import trend_svg
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    trend = [
+        (start + timedelta(hours=i), {"flagged": i, "auto_approved": 1, "decisions": 0}) for i in range(24)
+    ]
+    chart = trend_svg(trend, width=720)
+    labels = chart["labels"]
+    assert labels[0][2] == "start" and labels[-1][1] == trend[-1][0] and labels[-1][2] == "end"
+    assert all(anchor == "middle" for _, _, anchor in labels[1:-1])
+    assert all(b[0] - a[0] >= 60 for a, b in zip(labels, labels[1:], strict=False))
