@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from django import forms
 
 from .models import Store
@@ -9,9 +12,24 @@ from .services.stores import POLICY_FIELDS
 
 
 class StorePolicyForm(forms.ModelForm):
+    # typed in the store's currency, as every other amount on these pages; kept in minor units
+    review_limit_amount = forms.DecimalField(
+        min_value=0,
+        max_digits=12,
+        decimal_places=2,
+        help_text="Carts worth more than this (in the store's currency, e.g. 100.00) always go to a human.",
+    )
     reason = forms.CharField(
         max_length=500, required=False, help_text="Why the change (kept in the audit log)."
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound and self.instance is not None:
+            self.initial["review_limit_amount"] = Decimal(self.instance.review_limit_amount) / 100
+
+    def clean_review_limit_amount(self) -> int:
+        return int((self.cleaned_data["review_limit_amount"] * 100).to_integral_value())
 
     class Meta:
         model = Store

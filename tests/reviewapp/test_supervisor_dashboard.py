@@ -98,6 +98,22 @@ def test_changing_a_store_policy_is_audited_with_old_and_new_values(client, supe
     assert event.actor_id == supervisor.id and event.data["reason"] == "fewer flags on weekends"
 
 
+def test_the_review_limit_is_typed_in_the_stores_currency_and_kept_in_minor_units(
+    client, supervisor, store
+) -> None:
+    client.force_login(supervisor)
+    url = reverse("supervisor:store-policy", args=[store.code])
+    page = client.get(url)
+    assert page.context["form"].initial["review_limit_amount"] == 100  # 10,000 cents shown as 100.00
+    assert b"supervisor.css" in page.content
+    form = page.context["form"]
+    data = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
+    data.update({"review_limit_amount": "12.50", "privacy_mode": "on"})
+    assert client.post(url, data).status_code == 302
+    store.refresh_from_db()
+    assert store.review_limit_amount == 1250
+
+
 def test_a_bad_policy_value_is_refused(client, supervisor, store) -> None:
     client.force_login(supervisor)
     url = reverse("supervisor:store-policy", args=[store.code])
