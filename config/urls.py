@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from reviewapp.urls import (
     api_patterns,
@@ -13,6 +15,8 @@ from reviewapp.views.home import home
 
 urlpatterns = [
     path("", home, name="home"),
+    # browsers ask for /favicon.ico where a page names no icon (a clip opened on its own)
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("review/", include(reviewer_patterns)),

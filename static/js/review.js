@@ -239,7 +239,10 @@
 
   function addLine() {
     const ev = player ? player.current() : null;
-    const suggest = ev && ev.sku ? [ev.sku, ...(page.lookalikes[ev.sku] || [])] : [];
+    // a line is added for something the cart lacks: what it already holds goes last (+ adds one more)
+    const held = new Set(lines.filter((l) => change(l) !== "removed").map((l) => l.sku));
+    const alike = ev && ev.sku ? [ev.sku, ...(page.lookalikes[ev.sku] || [])] : [];
+    const suggest = [...alike.filter((sku) => !held.has(sku)), ...alike.filter((sku) => held.has(sku))];
     openPicker({
       title: "Add a line",
       suggest,
@@ -451,6 +454,14 @@
   function typing(target) {
     return target.closest && target.closest("input, textarea, select, [contenteditable]");
   }
+
+  // a button clicked with the mouse (Play, a crop, +) lets go of the focus, so that Enter then
+  // approves as everywhere else on the page rather than pressing that button again; a button
+  // reached with Tab keeps it (Enter presses it, as a keyboard user expects)
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest && ev.target.closest("button");
+    if (b && ev.detail > 0 && !b.closest("dialog")) b.blur();
+  });
 
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;

@@ -192,6 +192,15 @@ def test_a_reviewer_plays_tags_and_approves_with_the_keyboard(
     page.keyboard.press("Enter")
     page.wait_for_selector("#picker:not([open])", state="hidden")
     assert js(page, "reviewPage.lines[1].sku") == picked
+
+    # adding a line offers first what the cart does not hold yet (+ is there for one more)
+    page.keyboard.press("n")
+    page.wait_for_selector("#picker[open]")
+    held = js(page, "reviewPage.lines.filter(l => !l.removed && l.qty > 0).map(l => l.sku)")
+    offered = page.locator("#picker-list li.active").get_attribute("data-sku")
+    assert offered not in held, (offered, held)
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#picker:not([open])", state="hidden")
     shot(page, screenshot_dir, "04-tagged")
 
     # approve with the keyboard; the on-deck task opens next
@@ -212,6 +221,10 @@ def test_a_reviewer_plays_tags_and_approves_with_the_keyboard(
     next_clip = js(page, "JSON.parse(document.getElementById('page-data').textContent).next_clip.url")
     page.wait_for_selector("#review[data-prefetched='1']", timeout=15000)
     fetched_before = [h for h in clip_hits if h[0] == next_clip]
+    # Play and Pause clicked with the mouse leave no focus behind: Enter approves, not "press Play"
+    page.click("#play-btn")
+    page.click("#play-btn")
+    assert js(page, "document.getElementById('video').paused")
     keystrokes = 0
     t0 = time.perf_counter()
     page.keyboard.press("Enter")

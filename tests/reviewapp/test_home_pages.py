@@ -42,7 +42,34 @@ def test_a_user_without_a_role_is_told_so(client, outsider) -> None:
 
 def test_a_reviewer_cannot_open_the_supervisor_dashboard(client, reviewer) -> None:
     client.force_login(reviewer)
-    assert client.get(reverse("supervisor:dashboard")).status_code == 403
+    response = client.get(reverse("supervisor:dashboard"))
+    assert response.status_code == 403
+    # a page in the app's frame saying why and where to go, not a bare "403 Forbidden"
+    page = response.content.decode()
+    assert "Your role does not include this page." in page
+    assert f'href="{reverse("home")}"' in page and "Log out" in page
+
+
+def test_an_unknown_address_gets_a_page_with_the_way_back(client, reviewer) -> None:
+    client.force_login(reviewer)
+    response = client.get("/review/no-such-page/")
+    assert response.status_code == 404
+    assert "Not found" in response.content.decode() and "Go to your start page" in response.content.decode()
+
+
+def test_a_stale_form_says_nothing_was_saved(reviewer) -> None:
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(reviewer)
+    response = client.post(reverse("logout"))
+    assert response.status_code == 403
+    assert "Nothing was saved" in response.content.decode()
+
+
+def test_the_icon_is_served(client, db) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
 
 
 def test_an_auditor_cannot_post(client, auditor) -> None:
