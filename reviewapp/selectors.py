@@ -376,7 +376,16 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
     """
     from datetime import timedelta
 
-    from .models import AuditEvent, Charge, Clip, Decision, EvidenceEvent, Transaction, WebhookDelivery
+    from .models import (
+        AuditEvent,
+        Charge,
+        Clip,
+        Decision,
+        EvidenceEvent,
+        GoldAnswer,
+        Transaction,
+        WebhookDelivery,
+    )
 
     txn = (
         Transaction.objects.select_related("store", "visit", "footage", "footage__camera")
@@ -431,6 +440,11 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
         "refunds": refunds,
         "webhooks": list(WebhookDelivery.objects.filter(transaction=txn).order_by("created_at", "id")),
         "audit": audit,
+        "gold": GoldAnswer.objects.filter(transaction=txn).first(),
+        # a gold answer can be taken from a human's approving decision (not a gold check's)
+        "can_be_gold": any(
+            d.outcome in ("approved", "adjusted") and d.task.kind != "gold" for d in decisions
+        ),
     }
 
 

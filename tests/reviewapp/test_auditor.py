@@ -300,6 +300,47 @@ def test_supervisors_can_read_the_history_too(client, supervisor, scene) -> None
     assert "Voided" in response.content.decode() and "supervisor" in response.content.decode()
 
 
+def test_the_history_plays_each_clip_without_fetching_it_first(client, auditor, detailed) -> None:
+    from django.core.files.base import ContentFile
+
+    clip = Clip.objects.get(transaction=detailed)
+    clip.file.save("c.mp4", ContentFile(b"\0" * 16), save=True)
+    client.force_login(auditor)
+    body = client.get(reverse("auditor:history", args=[detailed.code])).content.decode()
+    assert f'src="{reverse("media:clip", args=[clip.code])}"' in body and 'preload="none"' in body
+    # an auditor is offered neither the original nor a supervisor's actions
+    assert "Open original" not in body and "supervisor-actions" not in body
+
+
+def test_a_supervisor_marks_gold_and_places_a_hold_from_the_history(client, supervisor, detailed) -> None:
+    from django.core.files.base import ContentFile
+
+    from reviewapp.models import AuditEvent, GoldAnswer
+
+    Clip.objects.get(transaction=detailed).file.save("c.mp4", ContentFile(b"\0" * 16), save=True)
+    client.force_login(supervisor)
+    url = reverse("auditor:history", args=[detailed.code])
+    body = client.get(url).content.decode()
+    assert "Use as a gold check" in body and "Place hold" in body and "Open original" in body
+
+    response = client.post(reverse("supervisor:mark-gold", args=[detailed.code]), follow=True)
+    assert response.redirect_chain[-1][0] == url
+    gold = GoldAnswer.objects.get(transaction=detailed)
+    assert gold.lines == [{"sku": line["sku"], "qty": line["qty"]} for line in detailed.decisions.get().lines]
+    body = response.content.decode()
+    assert "Use as a gold check" not in body and "the answer:" in body
+
+    hold = reverse("supervisor:legal-hold", args=[detailed.code])
+    body = client.post(hold, {"hold": "1", "reason": "no"}, follow=True).content.decode()
+    assert "Say why" in body
+    detailed.refresh_from_db()
+    assert not detailed.legal_hold
+    body = client.post(hold, {"hold": "1", "reason": "case 2026-118"}, follow=True).content.decode()
+    detailed.refresh_from_db()
+    assert detailed.legal_hold and "Release the legal hold" in body
+    assert AuditEvent.objects.filter(transaction=detailed, action="transaction.legal_hold").exists()
+
+
 def test_an_unknown_transaction_is_404(client, auditor, db) -> None:
     client.force_login(auditor)
     import uuid
