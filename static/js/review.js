@@ -463,6 +463,12 @@
     if (b && ev.detail > 0 && !b.closest("dialog")) b.blur();
   });
 
+  const REPEATS = new Set([",", ".", "j", "J", "k", "K"]);
+  const APPROVE_KEYS = new Set(["a", "A", "Enter"]);
+  const ARM_MS = 350;
+  let shownAt = performance.now();
+  window.addEventListener("pageshow", () => (shownAt = performance.now()));
+
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (document.querySelector("dialog[open]")) return; // dialogs handle their own keys (Esc closes)
@@ -472,6 +478,17 @@
     }
     const onButton = ev.target.closest && ev.target.closest("button, a");
     const k = ev.key;
+    // a key held down repeats: held a moment too long, the Enter that approved this cart would
+    // approve the next one unseen. Only stepping through frames and lines may repeat. Nor does
+    // approving count in the first moment a task is on screen (a double press).
+    if (ev.repeat && !REPEATS.has(k)) {
+      ev.preventDefault();
+      return;
+    }
+    if (APPROVE_KEYS.has(k) && performance.now() - shownAt < ARM_MS) {
+      ev.preventDefault();
+      return;
+    }
     const act = {
       a: approve,
       A: approve,

@@ -227,7 +227,7 @@ def test_a_reviewer_plays_tags_and_approves_with_the_keyboard(
     assert js(page, "document.getElementById('video').paused")
     keystrokes = 0
     t0 = time.perf_counter()
-    page.keyboard.press("Enter")
+    page.keyboard.down("Enter")  # let go only below
     keystrokes += 1
     page.wait_for_url(f"**/review/t/{upcoming}/", wait_until="commit")
     navigated_ms = (time.perf_counter() - t0) * 1000
@@ -235,6 +235,13 @@ def test_a_reviewer_plays_tags_and_approves_with_the_keyboard(
     elapsed_ms = (time.perf_counter() - t0) * 1000
     decision = Decision.objects.get(task__code=current)
     assert decision.outcome == "approved" and decision.diff == []
+    # Enter held down a moment too long repeats on the next task: that does not approve it unseen
+    upcoming_next = js(page, "JSON.parse(document.getElementById('page-data').textContent).on_deck")
+    page.keyboard.down("Enter")  # the key that approved is still down: this is a repeat
+    page.wait_for_timeout(600)
+    page.keyboard.up("Enter")
+    assert task_code(page) == upcoming and not Decision.objects.filter(task__code=upcoming).exists()
+    assert upcoming_next != upcoming
     fetched_after = [h for h in clip_hits if h[0] == next_clip]
     print(
         f"\nCOMMON CASE: {keystrokes} keystroke(s); key press to next task visible and playable: "
@@ -352,6 +359,7 @@ def test_skipping_and_an_expired_lease_move_on_with_a_clear_message(
     # the lease runs out while the page is open: the decision is refused, the page moves on
     current = task_code(page)
     ReviewTask.objects.filter(code=current).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    page.wait_for_timeout(400)  # approving counts once the task has been on screen a moment
     page.keyboard.press("a")
     page.wait_for_function(f"!location.pathname.includes({current!r})")
     wait_ready(page, playable=False)
