@@ -767,3 +767,38 @@ class AuditEvent(ImmutableModel):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} {self.object_type} {self.object_code}"
+
+
+class ChainCheck(models.Model):
+    """One verification of the audit chain, asked for on the auditor's page and run by a worker
+    (a chain of millions of records takes longer than a web request may)."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    code = CodeField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    ok = models.BooleanField(null=True, blank=True, help_text="The chain was intact (when done).")
+    checked = models.BigIntegerField(default=0, help_text="Sealed records checked so far.")
+    unsealed = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0, help_text="Records in the log when the check started.")
+    broken_at = models.ForeignKey(
+        AuditEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    problem = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"chain check {self.code} ({self.state})"

@@ -448,6 +448,13 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
     }
 
 
+def chain_checks(*, limit: int = 10) -> list[Any]:
+    """The latest verifications of the chain, newest first, with who asked and the broken record."""
+    from .models import ChainCheck
+
+    return list(ChainCheck.objects.select_related("requested_by", "broken_at")[:limit])
+
+
 def audit_chain_check() -> dict[str, Any]:
     """Verify the audit chain (reads only: nothing is sealed) and locate the first broken link."""
     from .models import AuditEvent

@@ -133,6 +133,12 @@ def seal_audit_log_task() -> int:
     return audit.audit_seal()
 
 
+@queue_task("default", acks_late=False)
+def verify_audit_chain_task(check_id: int) -> str:
+    # not redelivered after a crash: the check, left running, may be asked for again (CHECK_STALE)
+    return audit.chain_check_run(check_id=check_id)
+
+
 @queue_task("default")
 def roll_up_metrics_task() -> int:
     return metrics.rollup_recent()

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
-from ..models import AuditEvent, Store, Transaction
+from ..models import AuditEvent, ChainCheck, Store, Transaction
 
 GENESIS_HASH = "0" * 64
 # Any constant: the key of the PostgreSQL advisory lock that serialises appends.
@@ -182,13 +184,18 @@ class ChainReport:
     unsealed: int = 0
 
 
-def audit_verify_chain(*, batch_size: int = 5000) -> ChainReport:
-    """Walk the sealed chain in order, in constant memory; report the first broken link."""
+def audit_verify_chain(
+    *, batch_size: int = 5000, progress: Callable[[int], None] | None = None
+) -> ChainReport:
+    """Walk the sealed chain in order, in constant memory; report the first broken link.
+    `progress` hears the count checked after each batch."""
     prev_hash = GENESIS_HASH
     expected_seq = 1
     checked = 0
     unsealed = AuditEvent.objects.filter(seq__isnull=True).count()
     while True:
+        if progress is not None and checked:
+            progress(checked)
         batch = list(AuditEvent.objects.filter(seq__gte=expected_seq).order_by("seq")[:batch_size])
         if not batch:
             return ChainReport(checked=checked, ok=True, unsealed=unsealed)
@@ -212,3 +219,73 @@ def audit_verify_chain(*, batch_size: int = 5000) -> ChainReport:
             prev_hash = event.hash
             expected_seq += 1
             checked += 1
+
+
+# a check queued or running this long was lost with its worker: asking again starts a new one
+CHECK_STALE = timedelta(minutes=15)
+
+
+def chain_check_request(*, actor: Any, now: datetime | None = None) -> tuple[ChainCheck, bool]:
+    """Ask for a verification of the whole chain, run by a worker: the check already queued or
+    running (and False), or a new one, queued once this commits (and True)."""
+    from ..tasks import verify_audit_chain_task
+
+    now = now or timezone.now()
+    live = (
+        ChainCheck.objects.filter(
+            state__in=[ChainCheck.State.QUEUED, ChainCheck.State.RUNNING], requested_at__gte=now - CHECK_STALE
+        )
+        .order_by("-requested_at")
+        .first()
+    )
+    if live is not None:
+        return live, False
+    with transaction.atomic():
+        check = ChainCheck.objects.create(requested_by=Actor.of(actor).user, requested_at=now)
+        audit_record(actor=actor, action="audit.verify_requested", obj=check)
+        check_id = check.pk
+        transaction.on_commit(lambda: verify_audit_chain_task.delay(check_id))
+    return check, True
+
+
+def chain_check_run(*, check_id: int, now: datetime | None = None) -> str:
+    """Run a requested check (once: a second delivery of it finds it taken), keeping its progress
+    and then its result on the row, and logging the result."""
+    now = now or timezone.now()
+    taken = (
+        ChainCheck.objects.filter(pk=check_id)
+        .filter(
+            models.Q(state=ChainCheck.State.QUEUED)
+            | models.Q(state=ChainCheck.State.RUNNING, started_at__lt=now - CHECK_STALE)
+        )
+        .update(state=ChainCheck.State.RUNNING, started_at=now, total=AuditEvent.objects.count())
+    )
+    if not taken:
+        return "taken"
+    rows = ChainCheck.objects.filter(pk=check_id)
+    try:
+        report = audit_verify_chain(progress=lambda n: rows.update(checked=n))
+    except Exception as exc:
+        rows.update(
+            state=ChainCheck.State.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
+        raise
+    rows.update(
+        state=ChainCheck.State.DONE,
+        ok=report.ok,
+        checked=report.checked,
+        unsealed=report.unsealed,
+        broken_at_id=report.broken_at_id,
+        problem=report.problem,
+        finished_at=timezone.now(),
+    )
+    check = rows.get()
+    audit_record(
+        actor=SYSTEM,
+        action="audit.verified",
+        obj=check,
+        data={"ok": report.ok, "checked": report.checked, "broken_at": report.broken_at_id},
+    )
+    return "intact" if report.ok else "broken"

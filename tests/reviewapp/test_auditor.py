@@ -351,6 +351,21 @@ def test_an_unknown_transaction_is_404(client, auditor, db) -> None:
 # --------------------------------------------------------------------------- verification
 
 
+def _verify_from_the_page(client) -> Any:
+    """Ask on the page, then do what the worker does with the check (its task body)."""
+    from reviewapp.models import ChainCheck
+    from reviewapp.services.audit import chain_check_run
+
+    response = client.get(reverse("auditor:verify"), {"run": "1"})
+    assert response.status_code == 302 and response["Location"] == reverse("auditor:verify")
+    check = ChainCheck.objects.order_by("-id").first()
+    following = client.get(reverse("auditor:verify")).content.decode()
+    assert "Waiting for a worker" in following and 'http-equiv="refresh"' in following
+    assert chain_check_run(check_id=check.pk) in ("intact", "broken")
+    assert chain_check_run(check_id=check.pk) == "taken"  # delivered twice, run once
+    return client.get(reverse("auditor:verify"))
+
+
 def test_verification_from_the_page_reads_only_and_finds_an_edit(client, auditor, scene) -> None:
     from reviewapp.models import AuditEvent
 
@@ -360,24 +375,56 @@ def test_verification_from_the_page_reads_only_and_finds_an_edit(client, auditor
     audit_seal()
     audit_record(actor="system", action="late", object_type="x", object_code="9")  # stays unsealed
     client.force_login(auditor)
-    response = client.get(reverse("auditor:verify"), {"run": "1"})
-    assert response.context["result"]["report"].ok
-    assert response.context["result"]["report"].unsealed == 1
-    assert AuditEvent.objects.filter(seq__isnull=True).count() == 1  # the page did not seal
+    response = _verify_from_the_page(client)
+    latest = response.context["latest"]
+    # unsealed: "late", and the record of asking for this check
+    assert latest.ok and latest.unsealed == 2 and "The chain is intact" in response.content.decode()
+    # the page did not seal (the check and its result are logged, unsealed, besides "late")
+    assert AuditEvent.objects.filter(seq__isnull=True).exclude(action__startswith="audit.").count() == 1
     with tampering() as cursor:
         cursor.execute(
             f"UPDATE {AuditEvent._meta.db_table} SET object_code = 'forged' WHERE id = %s", [events[2].id]
         )
-    response = client.get(reverse("auditor:verify"), {"run": "1"})
+    response = _verify_from_the_page(client)
     body = response.content.decode()
-    assert not response.context["result"]["report"].ok
+    assert not response.context["latest"].ok
     assert f"id {events[2].id}, seq 3" in body and "edited" in body
+    assert body.count("<tr>") >= 3  # both checks listed, newest first
+
+
+def test_asking_twice_while_a_check_runs_starts_no_second_one(client, auditor, db) -> None:
+    from reviewapp.models import ChainCheck
+
+    client.force_login(auditor)
+    client.get(reverse("auditor:verify"), {"run": "1"})
+    response = client.get(reverse("auditor:verify"), {"run": "1"}, follow=True)
+    assert ChainCheck.objects.count() == 1
+    assert "already under way" in response.content.decode()
+
+
+def test_a_check_that_fails_says_so(client, auditor, db, monkeypatch) -> None:
+    from reviewapp.models import ChainCheck
+    from reviewapp.services import audit as audit_service
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("database went away")
+
+    client.force_login(auditor)
+    client.get(reverse("auditor:verify"), {"run": "1"})
+    monkeypatch.setattr(audit_service, "audit_verify_chain", broken)
+    with pytest.raises(RuntimeError):
+        audit_service.chain_check_run(check_id=ChainCheck.objects.get().pk)
+    body = client.get(reverse("auditor:verify")).content.decode()
+    assert "stopped before the end: RuntimeError: database went away" in body
 
 
 def test_the_verify_page_does_not_run_until_asked(client, auditor, db) -> None:
+    from reviewapp.models import ChainCheck
+
     client.force_login(auditor)
     response = client.get(reverse("auditor:verify"))
-    assert response.status_code == 200 and "result" not in response.context
+    assert response.status_code == 200 and response.context["latest"] is None
+    assert not ChainCheck.objects.exists()
 
 
 # --------------------------------------------------------------------------- access

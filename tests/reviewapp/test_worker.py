@@ -40,6 +40,33 @@ def test_a_real_worker_releases_an_expired_lease(
     assert "release_expired_leases_task" in celery_worker_process.output()
 
 
+def test_a_real_worker_verifies_the_audit_chain_asked_for_on_the_page(
+    transactional_db, celery_worker_process, client, auditor
+):
+    from django.urls import reverse
+
+    from reviewapp.models import ChainCheck
+    from reviewapp.services.audit import audit_record, audit_seal
+
+    for i in range(30):
+        audit_record(actor="system", action=f"a{i}", object_type="x", object_code=str(i))
+    audit_seal()
+    client.force_login(auditor)
+    response = client.get(reverse("auditor:verify"), {"run": "1"})
+    assert response.status_code == 302  # the page does not walk the chain itself
+    check = ChainCheck.objects.get()
+    wait_for(
+        lambda: ChainCheck.objects.get(pk=check.pk).state == "done",
+        what="the worker to verify the chain",
+        worker=celery_worker_process,
+    )
+    check.refresh_from_db()
+    assert check.ok and check.checked >= 30 and check.requested_by == auditor
+    body = client.get(reverse("auditor:verify")).content.decode()
+    assert "The chain is intact" in body and 'http-equiv="refresh"' not in body
+    assert AuditEvent.objects.filter(action="audit.verified", object_code=str(check.code)).exists()
+
+
 def test_tasks_are_routed_to_their_queues() -> None:
     from config.celery import QUEUES, app
 
