@@ -802,3 +802,9 @@ class ChainCheck(models.Model):
 
     def __str__(self) -> str:
         return f"chain check {self.code} ({self.state})"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
