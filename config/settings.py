@@ -197,7 +197,9 @@ MEDIA_SERVE_MODE = env_choice("MEDIA_SERVE_MODE", "django", ("django", "nginx", 
 MEDIA_ACCEL_PREFIX = os.environ.get("MEDIA_ACCEL_PREFIX", "/protected-media/")
 
 # --- Celery (read by config/celery.py with the CELERY_ namespace) ----------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or "filesystem://"
+CELERY_BROKER_URL = (
+    os.environ.get("CELERY_BROKER_URL", "").strip() or "filesystem://localhost//"
+)  # a host named: kombu warns without one
 CELERY_BROKER_DIR = Path(os.environ.get("CELERY_BROKER_DIR", VAR_DIR / "broker"))
 if CELERY_BROKER_URL.split("://", 1)[0] not in ("filesystem", "redis", "rediss", "amqp", "pyamqp"):
     raise ImproperlyConfigured(

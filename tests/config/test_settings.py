@@ -32,7 +32,7 @@ def test_defaults_work_with_no_environment(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     engine, broker, debug = result.stdout.split()
     assert engine == "django.db.backends.sqlite3"
-    assert broker == "filesystem://"
+    assert broker == "filesystem://localhost//"
     assert debug == "True"
 
 
