@@ -147,6 +147,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "reviewapp.access.roles_context",
+                "reviewapp.views.reviewer.undo_offer",
             ],
         },
     },
@@ -246,6 +247,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "reviewapp.gateway.BuiltinGateway")
 PAYMENT_GATEWAY_MODE = env_choice("PAYMENT_GATEWAY_MODE", "ok", ("ok", "fail", "timeout", "slow"))
 PAYMENT_GATEWAY_SLOW_SECONDS = env_float("PAYMENT_GATEWAY_SLOW_SECONDS", 2.0, minimum=0)
+# A reviewer may take back their own approval for this long after it (a key pressed by mistake):
+# a human-approved charge is captured only once this has passed.
+DECISION_UNDO_SECONDS = env_float("DECISION_UNDO_SECONDS", 10.0, minimum=0)
 # Failed captures and webhooks retry with exponential backoff from this many seconds.
 RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", 2.0, minimum=0.01)
 

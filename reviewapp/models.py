@@ -522,6 +522,19 @@ class Decision(ImmutableModel):
         return f"{self.outcome} by {self.reviewer_id}"
 
 
+class DecisionUndo(ImmutableModel):
+    """A reviewer took back their own decision in the moments after it (a key pressed by mistake),
+    before anything acted on it. The decision stays, as every decision does; this says it was undone
+    and which task reopened the transaction."""
+
+    decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="undo")
+    created_at = models.DateTimeField()
+    reopened = models.OneToOneField(ReviewTask, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"undo of {self.decision_id}"
+
+
 class Charge(models.Model):
     """The money. Captured exactly once, only after approval or auto-approval."""
 

@@ -406,7 +406,7 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
         )
     decisions = list(
         Decision.objects.filter(transaction=txn)
-        .select_related("reviewer", "task")
+        .select_related("reviewer", "task", "undo")
         .order_by("created_at", "id")
     )
     tasks = list(txn.tasks.select_related("assignee").order_by("created_at", "id"))

@@ -71,8 +71,9 @@ TRANSITIONS: dict[type[models.TextChoices], dict[str, frozenset[str]]] = {
         # back to needs_review when the lease expires or the reviewer skips
         _T.IN_REVIEW: frozenset({_T.NEEDS_REVIEW, _T.APPROVED, _T.ADJUSTED, _T.ESCALATED, _T.VOIDED}),
         _T.ESCALATED: frozenset({_T.IN_REVIEW, _T.APPROVED, _T.ADJUSTED, _T.VOIDED}),
-        _T.APPROVED: frozenset({_T.SETTLED, _T.VOIDED}),
-        _T.ADJUSTED: frozenset({_T.SETTLED, _T.VOIDED}),
+        # back to review: the reviewer undid their approval before it was charged
+        _T.APPROVED: frozenset({_T.SETTLED, _T.VOIDED, _T.IN_REVIEW}),
+        _T.ADJUSTED: frozenset({_T.SETTLED, _T.VOIDED, _T.IN_REVIEW}),
         _T.SETTLED: frozenset({_T.DISPUTED}),
         _T.DISPUTED: frozenset({_T.SETTLED}),
         _T.VOIDED: frozenset(),

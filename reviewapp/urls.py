@@ -8,6 +8,7 @@ reviewer_patterns = (
         path("next", reviewer.next_task, name="next"),
         path("t/<uuid:code>/", reviewer.task_page, name="task"),
         path("t/<uuid:code>/decide", reviewer.decide, name="decide"),
+        path("d/<uuid:code>/undo", reviewer.undo, name="undo"),
         path("t/<uuid:code>/skip", reviewer.skip, name="skip"),
         path("t/<uuid:code>/renew", reviewer.renew, name="renew"),
         path("t/<uuid:code>/leave", reviewer.leave, name="leave"),

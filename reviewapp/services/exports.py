@@ -50,6 +50,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("time_spent_ms", "time_spent_ms"),
     ("by_supervisor", "by_supervisor"),
     ("task_kind", "task__kind"),
+    ("undone_at", "undo__created_at"),  # the reviewer took it back (review.decision_undo); else empty
 )
 HEADER = tuple(name for name, _ in COLUMNS)
 _DECISION = HEADER.index("decision")
@@ -58,6 +59,7 @@ _TRANSACTION = HEADER.index("transaction")
 _DIFF = HEADER.index("diff")
 _NOTE = HEADER.index("note")
 _BY_SUPERVISOR = HEADER.index("by_supervisor")
+_UNDONE = HEADER.index("undone_at")
 # A spreadsheet runs a cell that starts with one of these as a formula: CSV notes get a quote.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -79,7 +81,7 @@ def _selected() -> list[Any]:
             fields.append(Cast(field, output_field=CharField()))
         elif name == "diff":
             fields.append(Cast(field, output_field=TextField()))
-        elif name == "created_at" and connection.vendor == "postgresql":
+        elif name in ("created_at", "undone_at") and connection.vendor == "postgresql":
             fields.append(Func(F(field), template=_PG_ISO_UTC, output_field=CharField()))
         else:
             fields.append(field)
@@ -171,6 +173,8 @@ def decision_rows(
             values[_DECISION] = _dashed(values[_DECISION])
             if not text_time:
                 values[_CREATED] = values[_CREATED].isoformat(timespec="microseconds")
+                if values[_UNDONE] is not None:
+                    values[_UNDONE] = values[_UNDONE].isoformat(timespec="microseconds")
             values[_TRANSACTION] = _dashed(values[_TRANSACTION])
             yield values
 

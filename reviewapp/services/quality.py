@@ -87,7 +87,9 @@ def gold_mark(*, txn: Transaction, actor: Any, lines: list[dict[str, Any]] | Non
     if lines is None:
         decision = (
             Decision.objects.filter(
-                transaction=txn, outcome__in=[DecisionOutcome.APPROVED, DecisionOutcome.ADJUSTED]
+                transaction=txn,
+                outcome__in=[DecisionOutcome.APPROVED, DecisionOutcome.ADJUSTED],
+                undo__isnull=True,  # not one the reviewer took back
             )
             .exclude(task__kind=TaskKind.GOLD)
             .order_by("-created_at")
@@ -309,7 +311,9 @@ def labelled_decisions(*, store: Store) -> list[Label]:
     store's current audit percent)."""
     rows: dict[int, Label] = {}
     decisions = (
-        Decision.objects.filter(transaction__store=store, transaction__confidence__isnull=False)
+        Decision.objects.filter(
+            transaction__store=store, transaction__confidence__isnull=False, undo__isnull=True
+        )
         .exclude(outcome=DecisionOutcome.ESCALATED)
         .exclude(task__kind__in=[TaskKind.GOLD, TaskKind.DISPUTE])
         .select_related("transaction")
@@ -457,7 +461,7 @@ def known_cart(txn: Transaction) -> dict[str, int] | None:
     if gold is not None:
         return cart_of(gold.lines)
     decision = (
-        Decision.objects.filter(transaction=txn)
+        Decision.objects.filter(transaction=txn, undo__isnull=True)
         .exclude(outcome=DecisionOutcome.ESCALATED)
         .exclude(task__kind__in=[TaskKind.GOLD, TaskKind.DISPUTE])
         .order_by("-created_at")

@@ -13,12 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db import transaction as db
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import Decision, DecisionOutcome, Product, ReviewTask, TaskKind, Transaction
+from ..models import (
+    Charge,
+    Decision,
+    DecisionOutcome,
+    DecisionUndo,
+    Product,
+    ReviewTask,
+    TaskKind,
+    Transaction,
+)
 from ..states import DomainError, TaskState, TransactionState, check_transition
 from .audit import SYSTEM, audit_record
 
@@ -508,4 +518,75 @@ def _decided(
         state=new_state, final_amount=decision.amount, decided_at=now
     )
     txn_id = txn.pk
-    db.on_commit(lambda: settle_transaction_task.delay(txn_id))
+    # captured once the reviewer can no longer take it back (decision_undo)
+    wait = float(settings.DECISION_UNDO_SECONDS)
+    db.on_commit(lambda: settle_transaction_task.apply_async((txn_id,), countdown=wait))
+
+
+UNDOABLE_KINDS = (TaskKind.PRIMARY, TaskKind.SECOND_OPINION)
+
+
+def undo_until(decision: Decision) -> datetime | None:
+    """Until when the reviewer may take this decision back; None if it is not the kind that can be."""
+    if decision.outcome not in (DecisionOutcome.APPROVED, DecisionOutcome.ADJUSTED):
+        return None
+    if decision.task.kind not in UNDOABLE_KINDS or decision.by_supervisor:
+        return None
+    return decision.created_at + timedelta(seconds=float(settings.DECISION_UNDO_SECONDS))
+
+
+def decision_undo(*, decision: Decision, reviewer: Any, now: datetime | None = None) -> ReviewTask:
+    """Take back one's own approval in the moments after it (Enter pressed on the wrong cart).
+
+    The transaction goes back to review with a new task of the same kind, held by the same
+    reviewer, and the decision is marked undone (it stays, as every decision does). Only while
+    nothing has acted on it: within DECISION_UNDO_SECONDS, before any charge (the capture waits
+    that long, and takes the transaction's row lock as this does), and when it went straight to
+    settlement rather than on to a second reviewer. Raises DomainError saying why otherwise.
+    """
+    now = now or timezone.now()
+    with db.atomic():
+        txn = Transaction.objects.select_for_update().get(pk=decision.transaction_id)
+        decision = Decision.objects.select_related("task").get(pk=decision.pk)
+        if decision.reviewer_id != getattr(reviewer, "pk", None):
+            raise NotYourTask("only the reviewer who made a decision can undo it")
+        until = undo_until(decision)
+        if until is None:
+            raise DomainError("only an approval can be undone (an escalation or a void cannot)")
+        if DecisionUndo.objects.filter(decision=decision).exists():
+            raise AlreadyDecided("this decision was already undone")
+        if now > until:
+            raise DomainError(
+                f"too late to undo: an approval can be taken back for {settings.DECISION_UNDO_SECONDS:g} s"
+            )
+        moved_on = (
+            txn.state != decision.outcome
+            or Charge.objects.filter(transaction=txn).exists()
+            or txn.decisions.filter(created_at__gt=decision.created_at).exists()
+        )
+        if moved_on:
+            raise DomainError("it can no longer be undone: the transaction has moved on")
+        check_transition(TransactionState, txn.state, TransactionState.IN_REVIEW)
+        Transaction.objects.filter(pk=txn.pk).update(
+            state=TransactionState.IN_REVIEW, final_amount=None, decided_at=None
+        )
+        task = ReviewTask.objects.create(
+            transaction=txn,
+            kind=decision.task.kind,
+            state=TaskState.ASSIGNED,
+            priority=decision.task.priority,
+            settle_by=decision.task.settle_by,
+            assignee=reviewer,
+            claimed_at=now,
+            lease_expires_at=now + LEASE,
+        )
+        DecisionUndo.objects.create(decision=decision, created_at=now, reopened=task)
+        audit_record(
+            actor=reviewer,
+            action="decision.undone",
+            obj=decision,
+            txn=txn,
+            before={"state": txn.state, "amount": decision.amount},
+            after={"state": TransactionState.IN_REVIEW, "task": str(task.code)},
+        )
+    return task

@@ -32,13 +32,20 @@ def idempotency_key_for(txn: Transaction) -> str:
 
 def charge_settle(*, txn_id: int, final_attempt: bool = False) -> str:
     """Capture the transaction's final amount and mark it settled. Safe to run any number of times."""
-    txn = Transaction.objects.select_related("store", "visit").get(pk=txn_id)
-    if txn.state == TransactionState.SETTLED:
-        return "already settled"
-    if txn.state not in SETTLEABLE:
-        return f"not settleable ({txn.state})"
-    amount = txn.final_amount if txn.final_amount is not None else txn.proposed_amount
-    charge = _charge_for(txn=txn, amount=amount)
+    with db.atomic():
+        # the row lock orders this against a reviewer undoing the approval (review.decision_undo):
+        # either the charge exists first and the undo is refused, or the state is no longer settleable
+        txn = (
+            Transaction.objects.select_for_update(of=("self",))
+            .select_related("store", "visit")
+            .get(pk=txn_id)
+        )
+        if txn.state == TransactionState.SETTLED:
+            return "already settled"
+        if txn.state not in SETTLEABLE:
+            return f"not settleable ({txn.state})"
+        amount = txn.final_amount if txn.final_amount is not None else txn.proposed_amount
+        charge = _charge_for(txn=txn, amount=amount)
     if charge.state == ChargeState.CAPTURED:
         _mark_settled(txn=txn, charge=charge)
         return "already captured"

@@ -22,7 +22,7 @@ from .. import selectors
 from ..access import REVIEWER, SUPERVISOR, access_task_for_reviewer, is_supervisor, role_required
 from ..forms import SKIP_REASONS, DecisionForm, SkipForm
 from ..lookalikes import lookalikes
-from ..models import Clip, EvidenceEvent, Product, ReviewTask, TaskKind
+from ..models import Clip, Decision, EvidenceEvent, Product, ReviewTask, TaskKind
 from ..services.review import (
     REASON_CODES,
     AlreadyDecided,
@@ -30,10 +30,12 @@ from ..services.review import (
     NotYourTask,
     claim_next_task,
     decision_submit,
+    decision_undo,
     lease_leave,
     lease_renew,
     on_deck_claim,
     task_release,
+    undo_until,
 )
 from ..states import DomainError, TaskState
 from .media import audit_clip_view
@@ -305,9 +307,44 @@ def decide(request: HttpRequest, code: Any) -> HttpResponse:
     except DomainError as exc:
         return _refused(request, str(exc), status=400, back_to=task)
     labels = {"approved": "Approved", "adjusted": "Approved with corrections", "escalated": "Escalated"}
+    until = undo_until(decision)
+    if until is not None:
+        # the next page offers to take it back while it can be (templates/_undo.html)
+        request.session[UNDO_SESSION_KEY] = {
+            "decision": str(decision.code),
+            "until": until.timestamp(),
+            "label": labels.get(decision.outcome, decision.outcome),
+        }
     # a supervisor who resolved an escalation goes back to the shift, not into the reviewers' queue
     after = reverse("supervisor:dashboard") if task.kind == TaskKind.ESCALATION else _next_url(request)
     return _done(request, f"{labels.get(decision.outcome, decision.outcome.title())}.", after)
+
+
+UNDO_SESSION_KEY = "undo_offer"
+
+
+def undo_offer(request: HttpRequest) -> dict[str, Any]:
+    """Context for every page: the reviewer's last approval, while it can still be taken back."""
+    offer = getattr(request, "session", {}).get(UNDO_SESSION_KEY)
+    left = (offer or {}).get("until", 0) - timezone.now().timestamp()
+    if left <= 0:
+        return {}
+    return {"undo_offer": {**offer, "left_ms": int(left * 1000)}}
+
+
+@require_POST
+@role_required(REVIEWER, SUPERVISOR)
+def undo(request: HttpRequest, code: Any) -> HttpResponse:
+    """Take back one's last approval: its transaction reopens as a task this reviewer holds."""
+    request.session.pop(UNDO_SESSION_KEY, None)
+    decision = Decision.objects.filter(code=code, reviewer=request.user).select_related("task").first()
+    if decision is None:
+        return _refused(request, NOT_YOURS, status=404)
+    try:
+        task = decision_undo(decision=decision, reviewer=request.user)
+    except DomainError as exc:
+        return _refused(request, str(exc), status=409)
+    return _done(request, "Undone: the cart is back for you to decide again.", _task_url(task))
 
 
 @require_POST

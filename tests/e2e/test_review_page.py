@@ -95,7 +95,7 @@ def shot(page: Any, directory: Path, name: str) -> None:
 def test_a_reviewer_plays_tags_and_approves_with_the_keyboard(
     live_server, browser, reviewer, review_scene, screenshot_dir, clip_hits
 ) -> None:
-    from reviewapp.models import Decision, ReviewTask
+    from reviewapp.models import Decision, DecisionUndo, ReviewTask
 
     tasks = build_review_queue(review_scene)
     assert len(tasks) >= 4
@@ -242,6 +242,17 @@ def test_a_reviewer_plays_tags_and_approves_with_the_keyboard(
     page.keyboard.up("Enter")
     assert task_code(page) == upcoming and not Decision.objects.filter(task__code=upcoming).exists()
     assert upcoming_next != upcoming
+
+    # the approval taken back: U on the next page reopens that cart for this reviewer, uncharged
+    page.wait_for_selector("#undo-bar")
+    shot(page, screenshot_dir, "05b-undo-offer")
+    page.keyboard.press("u")
+    page.wait_for_function(f"!location.pathname.includes({upcoming!r})")
+    wait_ready(page)
+    reopened = ReviewTask.objects.get(code=task_code(page))
+    assert reopened.transaction_id == decision.transaction_id and reopened.assignee == reviewer
+    assert DecisionUndo.objects.filter(decision=decision, reopened=reopened).exists()
+    assert page.locator("#undo-bar").count() == 0
     fetched_after = [h for h in clip_hits if h[0] == next_clip]
     print(
         f"\nCOMMON CASE: {keystrokes} keystroke(s); key press to next task visible and playable: "

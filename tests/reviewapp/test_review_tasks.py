@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from reviewapp.access import is_supervisor
-from reviewapp.models import AuditEvent, Decision, Product, ProposedLine, ReviewTask
+from reviewapp.models import AuditEvent, Decision, ReviewTask
 from reviewapp.services.review import (
     AlreadyDecided,
     FinalLine,
@@ -20,36 +20,6 @@ from reviewapp.services.review import (
     lease_renew,
     task_release,
 )
-
-
-@pytest.fixture
-def products(store):
-    return {
-        sku: Product.objects.create(store=store, sku=sku, name=f"Product {sku}", price=price, currency="USD")
-        for sku, price in (("A", 300), ("B", 450), ("C", 199))
-    }
-
-
-@pytest.fixture
-def flagged(make_transaction, products):
-    def make(priority: int = 0, settle_in: int = 60, lines=(("A", 2),)):
-        txn = make_transaction("needs_review", confidence=0.5)
-        for sku, qty in lines:
-            ProposedLine.objects.create(
-                transaction=txn,
-                product=products[sku],
-                qty=qty,
-                unit_price=products[sku].price,
-                confidence=0.6,
-            )
-        txn.proposed_amount = sum(products[s].price * q for s, q in lines)
-        txn.save()
-        task = ReviewTask.objects.create(
-            transaction=txn, priority=priority, settle_by=timezone.now() + timedelta(minutes=settle_in)
-        )
-        return task
-
-    return make
 
 
 def test_it_claims_the_highest_priority_then_the_earliest_deadline(flagged, reviewer) -> None:
