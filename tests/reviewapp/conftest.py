@@ -20,8 +20,10 @@ def products(store):
 
 @pytest.fixture
 def flagged(make_transaction, products):
-    def make(priority: int = 0, settle_in: int = 60, lines=(("A", 2),)):
-        txn = make_transaction("needs_review", confidence=0.5)
+    """A transaction the tracker flagged (`lines` proposed at `confidence`), its primary task queued."""
+
+    def make(priority: int = 0, settle_in: int = 60, lines=(("A", 2),), confidence: float = 0.5):
+        txn = make_transaction("needs_review", confidence=confidence, flagged=True, triaged_at=timezone.now())
         for sku, qty in lines:
             ProposedLine.objects.create(
                 transaction=txn,

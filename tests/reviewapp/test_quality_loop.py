@@ -14,7 +14,6 @@ from reviewapp.models import (
     Dispute,
     GatewayCapture,
     GoldAnswer,
-    Product,
     ProposedLine,
     Refund,
     ReviewTask,
@@ -22,34 +21,6 @@ from reviewapp.models import (
 from reviewapp.services import disputes, quality, settlement
 from reviewapp.services.review import FinalLine, claim_next_task, decision_submit
 from tests.conftest import make_user
-
-
-@pytest.fixture
-def products(store):
-    return {
-        sku: Product.objects.create(store=store, sku=sku, name=sku, price=price, currency="USD")
-        for sku, price in (("A", 300), ("B", 450))
-    }
-
-
-@pytest.fixture
-def flagged(make_transaction, products):
-    def make(lines=(("A", 2),), confidence=0.5):
-        txn = make_transaction("needs_review", confidence=confidence, flagged=True, triaged_at=timezone.now())
-        for sku, qty in lines:
-            ProposedLine.objects.create(
-                transaction=txn,
-                product=products[sku],
-                qty=qty,
-                unit_price=products[sku].price,
-                confidence=0.6,
-            )
-        txn.proposed_amount = sum(products[s].price * q for s, q in lines)
-        txn.save()
-        ReviewTask.objects.create(transaction=txn, settle_by=timezone.now() + timedelta(hours=1))
-        return txn
-
-    return make
 
 
 def decide(reviewer, **kwargs):
@@ -63,7 +34,7 @@ def test_a_decision_over_the_value_limit_waits_for_a_second_opinion(
 ) -> None:
     store.review_limit_amount = 500
     store.save()
-    txn = flagged()
+    txn = flagged().transaction
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         decide(reviewer)
     txn.refresh_from_db()
@@ -82,7 +53,7 @@ def test_a_disagreeing_second_opinion_goes_to_a_supervisor(
 ) -> None:
     store.second_opinion_percent = 100
     store.save()
-    txn = flagged()
+    txn = flagged().transaction
     decide(reviewer)
     decide(other_reviewer, lines=[FinalLine("A", 1, "wrong_quantity")])
     txn.refresh_from_db()
@@ -94,7 +65,7 @@ def test_a_disagreeing_second_opinion_goes_to_a_supervisor(
 def test_gold_checks_never_charge_and_measure_accuracy(
     store, flagged, reviewer, other_reviewer, supervisor, make_transaction
 ) -> None:
-    txn = flagged()
+    txn = flagged().transaction
     decide(supervisor)  # the supervisor's decided cart is the answer
     quality.gold_mark(txn=txn, actor=supervisor)
     charges_before = Charge.objects.count()
@@ -108,7 +79,7 @@ def test_gold_checks_never_charge_and_measure_accuracy(
 
 
 def test_gold_tasks_are_mixed_in_at_the_store_rate(store, flagged, supervisor) -> None:
-    done = flagged()
+    done = flagged().transaction
     decide(supervisor)
     quality.gold_mark(txn=done, actor=supervisor)
     store.gold_percent = 10
@@ -299,7 +270,7 @@ def test_the_dashboard_shows_gold_accuracy(client, supervisor, store, flagged, r
 
     from reviewapp.services.metrics import rollup_recent
 
-    txn = flagged()
+    txn = flagged().transaction
     decide(supervisor)
     quality.gold_mark(txn=txn, actor=supervisor)
     ReviewTask.objects.create(transaction=txn, kind="gold", settle_by=timezone.now() + timedelta(hours=1))
