@@ -22,7 +22,7 @@ from .. import selectors
 from ..access import REVIEWER, SUPERVISOR, access_task_for_reviewer, is_supervisor, role_required
 from ..forms import SKIP_REASONS, DecisionForm, SkipForm
 from ..lookalikes import lookalikes
-from ..models import Clip, Decision, EvidenceEvent, Product, ReviewTask, TaskKind
+from ..models import Clip, Decision, EvidenceEvent, Product, ReviewTask, TaskKind, Transaction
 from ..services.review import (
     REASON_CODES,
     AlreadyDecided,
@@ -308,8 +308,9 @@ def decide(request: HttpRequest, code: Any) -> HttpResponse:
         return _refused(request, str(exc), status=400, back_to=task)
     labels = {"approved": "Approved", "adjusted": "Approved with corrections", "escalated": "Escalated"}
     until = undo_until(decision)
-    if until is not None:
-        # the next page offers to take it back while it can be (templates/_undo.html)
+    # offered only when it went straight to settlement (not on to a second reviewer, say)
+    if until is not None and Transaction.objects.filter(pk=txn.pk, state=decision.outcome).exists():
+        # every page offers to take it back while it can be (the bar in templates/base.html)
         request.session[UNDO_SESSION_KEY] = {
             "decision": str(decision.code),
             "until": until.timestamp(),

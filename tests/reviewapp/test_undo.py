@@ -150,3 +150,17 @@ def test_the_undone_decision_stays_in_the_history_and_the_export(client, approve
     client.force_login(auditor)
     body = client.get(reverse("auditor:history", args=[approved.transaction.code])).content.decode()
     assert ">undone</span>" in body and "decision.undone" in body
+
+
+def test_an_approval_sent_on_to_a_second_reviewer_is_not_offered(
+    client, flagged, reviewer, store, settings
+) -> None:
+    settings.DECISION_UNDO_SECONDS = 10
+    store.second_opinion_percent = 100
+    store.save()
+    flagged()
+    client.force_login(reviewer)
+    task = claim_next_task(reviewer=reviewer)
+    response = client.post(reverse("reviewer:decide", args=[task.code]), {"outcome": "approved"}, follow=True)
+    assert ReviewTask.objects.filter(kind="second_opinion").exists()
+    assert 'id="undo-bar"' not in response.content.decode()
