@@ -72,6 +72,7 @@ def url_of(world, name):
     args = {
         "reviewer:task": [w["task"].code], "reviewer:decide": [w["task"].code], "reviewer:skip": [w["task"].code],
         "reviewer:renew": [w["task"].code], "reviewer:leave": [w["task"].code],
+        "reviewer:undo": [w["txn"].code],  # no decision of theirs has this code
         "supervisor:take-task": [w["task"].code], "supervisor:reassign-task": [w["task"].code],
         "supervisor:retry-charge": [w["charge"].code], "supervisor:store-policy": [w["store"].code],
         "supervisor:calibration": [w["store"].code], "supervisor:mark-gold": [w["txn"].code],
@@ -97,6 +98,8 @@ TABLE = {
     ("reviewer:skip", "POST"): (LOGIN, 400, 404, 400, 403),
     ("reviewer:renew", "POST"): (LOGIN, 200, 404, 409, 403),
     ("reviewer:leave", "POST"): (LOGIN, 204, 404, 204, 403),
+    ("reviewer:undo", "GET"): (405, 405, 405, 405, 405),
+    ("reviewer:undo", "POST"): (LOGIN, 404, 404, 404, 403),
     ("supervisor:dashboard", "GET"): (LOGIN, 403, 403, 200, 403),
     ("supervisor:take-task", "GET"): (405, 405, 405, 405, 405),
     ("supervisor:take-task", "POST"): (LOGIN, 403, 403, 302, 403),
