@@ -107,7 +107,7 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from .models import ReviewerHourStats, StoreHourStats
+    from .models import DecisionUndo, ReviewerHourStats, StoreHourStats
     from .services.metrics import (
         HANDLE_SECONDS_EDGES,
         RECEIPT_MINUTES_EDGES,
@@ -174,7 +174,14 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
         reviewers.append(
             {"user": users.get(user_id), "decisions": 0, "per_hour": 0.0, "median_handle_s": None}
         )
+    # approvals the reviewers took back (a key pressed on the wrong cart): a few are normal, many
+    # are a reviewer going too fast. Undos are rare: counted from their own small table
+    undos = DecisionUndo.objects.filter(created_at__gte=since)
+    if store is not None:
+        undos = undos.filter(decision__transaction__store=store)
+    undone = dict(undos.values_list("decision__reviewer_id").annotate(n=Count("id")))
     for row in reviewers:
+        row["undone"] = undone.get(row["user"].pk, 0) if row["user"] is not None else 0
         q = quality.get(row["user"].pk) if row["user"] is not None else None
         row["gold"] = (q.gold_correct, q.gold_checked) if q and q.gold_checked else None
         row["agreement"] = (q.agreement, q.kappa, len(q.pairs)) if q and q.pairs else None

@@ -164,3 +164,15 @@ def test_an_approval_sent_on_to_a_second_reviewer_is_not_offered(
     response = client.post(reverse("reviewer:decide", args=[task.code]), {"outcome": "approved"}, follow=True)
     assert ReviewTask.objects.filter(kind="second_opinion").exists()
     assert 'id="undo-bar"' not in response.content.decode()
+
+
+def test_the_shift_dashboard_counts_each_reviewers_undos(client, approved, reviewer, supervisor) -> None:
+    from reviewapp import selectors
+    from reviewapp.services import metrics
+
+    decision_undo(decision=approved, reviewer=reviewer)
+    metrics.rollup_recent()
+    rows = {r["user"]: r for r in selectors.dashboard(window_hours=8)["reviewers"]}
+    assert rows[reviewer]["undone"] == 1 and rows[reviewer]["decisions"] == 1
+    client.force_login(supervisor)
+    assert ">Undone</th>" in client.get(reverse("supervisor:dashboard")).content.decode()
