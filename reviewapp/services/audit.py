@@ -258,11 +258,12 @@ def chain_check_run(*, check_id: int, now: datetime | None = None) -> str:
             models.Q(state=ChainCheck.State.QUEUED)
             | models.Q(state=ChainCheck.State.RUNNING, started_at__lt=now - CHECK_STALE)
         )
-        .update(state=ChainCheck.State.RUNNING, started_at=now, total=AuditEvent.objects.count())
+        .update(state=ChainCheck.State.RUNNING, started_at=now)
     )
     if not taken:
         return "taken"
     rows = ChainCheck.objects.filter(pk=check_id)
+    rows.update(total=AuditEvent.objects.count())  # counted once taken: a second delivery reads nothing
     try:
         report = audit_verify_chain(progress=lambda n: rows.update(checked=n))
     except Exception as exc:
