@@ -221,6 +221,9 @@ class Signature:
     """How one visit's shopper looks in the shelf camera, learned from moments when the blob was surely them."""
 
     samples: list[NDArray[np.float64]]
+    # the median of the samples, kept until one is added: it is asked for far more often (every
+    # distance to this visit) than the samples change
+    _vector: NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
 
     def add(self, d: Descriptor | None) -> None:
         if d is not None:
@@ -228,13 +231,16 @@ class Signature:
 
     def add_vector(self, v: NDArray[np.float64]) -> None:
         self.samples.append(v)
+        self._vector = None
         if len(self.samples) >= SIGNATURE_CAP:
             self.samples = self.samples[::2]  # keep it bounded, spread over the visit
 
     def vector(self) -> NDArray[np.float64] | None:
         if len(self.samples) < 3:
             return None
-        return np.asarray(np.median(np.vstack(self.samples), axis=0), np.float64)
+        if self._vector is None:
+            self._vector = np.asarray(np.median(np.vstack(self.samples), axis=0), np.float64)
+        return self._vector
 
 
 SPLIT_SWITCH = 0.6  # look distance a cut between two shoppers must save, across the columns, to be made
