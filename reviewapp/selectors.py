@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Min, Q, Sum
+from django.utils import timezone
 
-from .models import Charge, Footage, ReviewTask
+from .models import Charge, Footage, ReviewTask, TaskKind
 from .states import ChargeState, FootageStatus, TaskState
 
 
@@ -28,6 +31,19 @@ def queue_summary() -> dict[str, Any]:
         "oldest_created_at": queued.aggregate(oldest=Min("created_at"))["oldest"],
         "by_kind": list(queued.values("kind").annotate(n=Count("id")).order_by("kind")),
     }
+
+
+def media_being_made(task: ReviewTask) -> bool:
+    """Is the media of this task's transaction still being cut? A task opened on a cart that
+    settled on its own (a dispute) comes before its clips, which a media task cuts from the
+    footage then; a primary task is only queued once its media is made (or failed)."""
+    footage = task.transaction.footage
+    if task.kind == TaskKind.PRIMARY or footage is None or not footage.file or footage.purged_at:
+        return False
+    if task.transaction.clips.exists():
+        return False
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMITS["media"] + 60)
+    return task.created_at > timezone.now() - limit
 
 
 def footage_problems(*, limit: int = 20) -> list[Footage]:
@@ -102,10 +118,7 @@ AT_RISK_MINUTES = 30
 
 def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[str, Any]:
     """Everything the shift dashboard shows, from live queue rows and the hourly rollups."""
-    from datetime import timedelta
-
     from django.contrib.auth import get_user_model
-    from django.utils import timezone
 
     from .models import DecisionUndo, ReviewerHourStats, StoreHourStats
     from .services.metrics import (

@@ -56,10 +56,13 @@ def review_prepare(*, txn_id: int) -> str:
     Idempotent: clips already cut are kept; the task is created once (a unique
     constraint allows one open primary task per transaction). Media failures do not
     block review: the task is queued and the reviewer sees what could be made.
+
+    A transaction never flagged (it settled on its own) that has a task open, a dispute,
+    gets its media the same way, and no primary task (`_media_for_open_task`).
     """
     txn = Transaction.objects.select_related("store", "visit", "footage", "footage__camera").get(pk=txn_id)
     if txn.state not in REVIEWABLE_STATES:
-        return "not flagged"
+        return _media_for_open_task(txn)
     if not _needs_media(txn):
         return "queued" if review_task_queue(txn=txn, problems=[]) is not None else "already queued"
     others = [t for t in _waiting(txn.footage_id) if t.pk != txn.pk]
@@ -67,6 +70,18 @@ def review_prepare(*, txn_id: int) -> str:
     if txn.pk in held:
         return "in progress"  # another media task is making it; the task looks again later
     return "queued" if queued.get(txn.pk) else "already queued"
+
+
+def _media_for_open_task(txn: Transaction) -> str:
+    """The clips of a transaction that was never flagged (it settled on its own) and now has a
+    task open, a dispute above all: the reviewer of a contested charge must see what the camera
+    saw. The media only; the task is there already."""
+    if not txn.tasks.filter(state__in=OPEN_TASK_STATES).exists():
+        return "not flagged"
+    if not _needs_media(txn):
+        return "nothing to make"
+    _queued, held = _prepare_waiting([txn], own=txn.pk, queue=False)
+    return "in progress" if txn.pk in held else "media made"
 
 
 def footage_review_prepare(*, footage_id: int) -> str:
@@ -91,9 +106,12 @@ def footage_review_prepare(*, footage_id: int) -> str:
     return f"{queued} queued"
 
 
-def _prepare_waiting(txns: list[Transaction], *, own: int | None) -> tuple[dict[int, bool], set[int]]:
+def _prepare_waiting(
+    txns: list[Transaction], *, own: int | None, queue: bool = True
+) -> tuple[dict[int, bool], set[int]]:
     """Make the media of these transactions of one footage, shortest first, on every core the
-    worker has, and queue each one's review task as soon as its own media is stored.
+    worker has, and queue each one's review task (unless `queue` is False: it has one) as soon
+    as its own media is stored.
 
     The transactions are claimed first (one UPDATE each way, `_media_claim`), so two media
     workers never make the same clips. Returns, per transaction made here, whether this call
@@ -108,7 +126,7 @@ def _prepare_waiting(txns: list[Transaction], *, own: int | None) -> tuple[dict[
     try:
         if not mine or (own is not None and own in held):
             return {}, held
-        queued = _prepare_batch([t for t in candidates if t.pk in mine], own=own)
+        queued = _prepare_batch([t for t in candidates if t.pk in mine], own=own, queue=queue)
     finally:
         Transaction.objects.filter(pk__in=mine, media_claim=token).update(
             media_claim="", media_claimed_at=None
@@ -349,7 +367,7 @@ def _media_pool() -> Iterator[ThreadPoolExecutor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _prepare_batch(batch: list[Transaction], *, own: int | None) -> dict[int, bool]:
+def _prepare_batch(batch: list[Transaction], *, own: int | None, queue: bool = True) -> dict[int, bool]:
     """Make the media of transactions of one footage, MEDIA_THREADS clips at a time in the order
     given, and store each transaction's media and queue its task as soon as its clips are made.
 
@@ -393,7 +411,10 @@ def _prepare_batch(batch: list[Transaction], *, own: int | None) -> dict[int, bo
                             _Made(job=plan.jobs[len(made)], problems=[f"{type(exc).__name__}: {exc}"])
                         )
                 problems = _store(plan, made)
-                queued[txn.pk] = review_task_queue(txn=txn, problems=problems) is not None
+                if queue:
+                    queued[txn.pk] = review_task_queue(txn=txn, problems=problems) is not None
+                elif problems:
+                    log.warning("media of transaction %s: %s", txn.pk, "; ".join(problems))
             except Exception as exc:
                 if txn.pk == own:
                     own_error = exc

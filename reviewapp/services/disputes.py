@@ -55,6 +55,13 @@ def dispute_open(*, txn: Transaction, external_id: str, statement: str, actor: A
             priority=DISPUTE_PRIORITY,
             settle_by=timezone.now() + timedelta(minutes=locked.store.settle_within_minutes),
         )
+        if not locked.clips.exists():
+            # it settled on its own and no one has seen it: its clips are cut now, for the
+            # reviewer of the dispute (the footage is kept through the dispute window)
+            from ..tasks import prepare_review_task
+
+            txn_id = locked.pk
+            db.on_commit(lambda: prepare_review_task.delay(txn_id))
         audit_record(
             actor=actor,
             action="dispute.opened",

@@ -170,3 +170,48 @@ def test_a_flagged_cart_whose_media_task_never_finished_is_found_by_the_sweep(ma
     found = clips.media_stuck(now=now)
     assert found == [lost.pk, holder_died.pk]
     assert not {fresh.pk, being_made.pk, done.pk, settled.pk} & set(found)
+
+
+def test_a_dispute_of_a_cart_that_settled_on_its_own_gets_its_clips_cut_for_the_reviewer(
+    db: None, small_scene: Path, other_reviewer: Any, client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from reviewapp.services import disputes, settlement
+    from reviewapp.services.review import claim_next_task
+
+    scene = scene_ingest(scene_dir=small_scene, store_name="Calm", actor=Actor(label="test"), process=False)
+    Store.objects.filter(pk=scene.footage.store_id).update(review_threshold=0.0, audit_sample_percent=0.0)
+    with transaction.atomic():
+        footage_queue(footage=scene.footage, actor=Actor(label="test"))
+    footage_track(footage_id=scene.footage.pk)
+    txn = (
+        Transaction.objects.filter(footage=scene.footage, state="auto_approved", events__isnull=False)
+        .distinct()
+        .first()
+    )
+    assert txn is not None, "the scene should auto-approve a cart with events"
+    assert settlement.charge_settle(txn_id=txn.pk) == "captured"
+    assert not Clip.objects.filter(transaction=txn).exists()  # no one was meant to look at it
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        disputes.dispute_open(txn=txn, external_id="d-calm", statement="not mine", actor="api:test")
+    assert len(callbacks) == 1  # its media is queued
+    task = claim_next_task(reviewer=other_reviewer)
+    assert task is not None and task.transaction_id == txn.pk
+    client.force_login(other_reviewer)
+    page = client.get(f"/review/t/{task.code}/").content.decode()  # a reviewer quicker than the media
+    assert "clips are being cut" in page and 'http-equiv="refresh"' in page and "<video" not in page
+
+    assert clips.review_prepare(txn_id=txn.pk) == "media made"
+    made = list(Clip.objects.filter(transaction=txn))
+    assert made and all(c.redacted_file and c.poster for c in made)
+    assert list(ReviewTask.objects.filter(transaction=txn).values_list("kind", flat=True)) == ["dispute"]
+    assert clips.review_prepare(txn_id=txn.pk) == "nothing to make"  # a second delivery
+    page = client.get(f"/review/t/{task.code}/").content.decode()
+    assert "<video" in page and "being cut" not in page and 'http-equiv="refresh"' not in page
+
+
+def test_media_is_not_made_for_a_settled_cart_no_one_is_asked_to_look_at(flagged: list[Any]) -> None:
+    txn = flagged[0]
+    Transaction.objects.filter(pk=txn.pk).update(state="settled")
+    assert clips.review_prepare(txn_id=txn.pk) == "not flagged"
+    assert not Clip.objects.filter(transaction=txn).exists()
