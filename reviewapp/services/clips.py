@@ -28,6 +28,7 @@ from ..media import delete_file, local_path, save_file, sha256_of_path
 from ..models import Clip, EvidenceEvent, Footage, ReviewTask, TaskKind, Transaction
 from ..states import OPEN_TASK_STATES, TransactionState
 from .audit import SYSTEM, audit_record
+from .disputes import dispute_window_open
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ def review_prepare(*, txn_id: int) -> str:
 def _media_for_open_task(txn: Transaction) -> str:
     """The clips of a transaction that was never flagged (it settled on its own) and now has a
     task open, a dispute above all: the reviewer of a contested charge must see what the camera
-    saw. The media only; the task is there already."""
-    if not txn.tasks.filter(state__in=OPEN_TASK_STATES).exists():
+    saw; or that may still be disputed when its footage is about to go (retention cuts them
+    first). The media only; no review task."""
+    if not (txn.tasks.filter(state__in=OPEN_TASK_STATES).exists() or dispute_window_open(txn)):
         return "not flagged"
     if not _needs_media(txn):
         return "nothing to make"

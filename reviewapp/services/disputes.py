@@ -26,6 +26,15 @@ class RefundRetry(Exception):
     pass
 
 
+def dispute_window_open(txn: Transaction, *, now: datetime | None = None) -> bool:
+    """Can this transaction still be disputed: settled, and within its store's dispute window."""
+    if txn.state not in (TransactionState.SETTLED, TransactionState.DISPUTED):
+        return False
+    settled = txn.settled_at or txn.decided_at or txn.created_at
+    now = now or timezone.now()
+    return settled >= now - timedelta(days=txn.store.dispute_window_days)
+
+
 def dispute_open(*, txn: Transaction, external_id: str, statement: str, actor: Any) -> tuple[Dispute, bool]:
     """Record the dispute and reopen the transaction for review. The same external id twice is one dispute."""
     existing = Dispute.objects.filter(transaction=txn, external_id=external_id).first()
@@ -37,8 +46,7 @@ def dispute_open(*, txn: Transaction, external_id: str, statement: str, actor: A
             raise DomainError("this transaction already has an open dispute")
         if locked.state != TransactionState.SETTLED:
             raise DomainError(f"only a settled transaction can be disputed (this one is {locked.state})")
-        window = timedelta(days=locked.store.dispute_window_days)
-        if locked.settled_at and locked.settled_at < timezone.now() - window:
+        if not dispute_window_open(locked):
             raise DomainError(f"the {locked.store.dispute_window_days}-day dispute window has closed")
         try:
             with db.atomic():

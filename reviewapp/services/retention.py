@@ -19,6 +19,7 @@ from ..media import sha256_of
 from ..models import Clip, EvidenceEvent, Footage, Transaction
 from ..states import OPEN_TASK_STATES, TransactionState
 from .audit import SYSTEM, audit_record
+from .disputes import dispute_window_open
 
 FINAL_STATES = (TransactionState.SETTLED, TransactionState.VOIDED)
 
@@ -86,11 +87,33 @@ def clips_purge_due(*, now: datetime | None = None, limit: int = 500) -> list[Tr
     return due
 
 
+def evidence_missing(footage: Footage, *, now: datetime) -> list[int]:
+    """Carts of this footage that settled on their own and may still be disputed, with no clips:
+    the footage is the only record of what the camera saw them take."""
+    txns = (
+        Transaction.objects.filter(footage=footage, clips__isnull=True)
+        .exclude(final_amount=0)  # nothing charged: nothing to refund, nothing to dispute
+        .select_related("store")
+        .distinct()
+    )
+    return [t.pk for t in txns if dispute_window_open(t, now=now)]
+
+
 def media_purge(*, now: datetime | None = None, actor: Any = SYSTEM) -> dict[str, int]:
-    """The periodic job: purge what is due. Returns how many footage files and transactions' clips went."""
+    """The periodic job: purge what is due. Returns how many footage files and transactions' clips went.
+
+    A footage file goes only once the carts on it that may still be disputed have their clips:
+    those are cut first (media tasks, queued here), and the file goes at a later run."""
+    from ..tasks import prepare_review_task
+
     now = now or timezone.now()
     purged_footage = 0
     for footage in footage_purge_due(now=now):
+        missing = evidence_missing(footage, now=now)
+        if missing:
+            for txn_id in missing:
+                db.on_commit(lambda txn_id=txn_id: prepare_review_task.delay(txn_id))
+            continue
         with db.atomic():
             locked = Footage.objects.select_for_update().get(pk=footage.pk)
             if locked.purged_at is not None:

@@ -210,8 +210,26 @@ def test_a_dispute_of_a_cart_that_settled_on_its_own_gets_its_clips_cut_for_the_
     assert "<video" in page and "being cut" not in page and 'http-equiv="refresh"' not in page
 
 
-def test_media_is_not_made_for_a_settled_cart_no_one_is_asked_to_look_at(flagged: list[Any]) -> None:
+def test_media_is_not_made_for_a_cart_past_its_dispute_window_no_one_is_asked_to_look_at(
+    flagged: list[Any],
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     txn = flagged[0]
-    Transaction.objects.filter(pk=txn.pk).update(state="settled")
+    long_ago = timezone.now() - timedelta(days=400)
+    Transaction.objects.filter(pk=txn.pk).update(state="settled", settled_at=long_ago)
     assert clips.review_prepare(txn_id=txn.pk) == "not flagged"
     assert not Clip.objects.filter(transaction=txn).exists()
+
+
+def test_a_cart_still_open_to_dispute_gets_its_clips_before_its_footage_goes(flagged: list[Any]) -> None:
+    """What the retention job queues before it purges the footage of a cart that settled on its own."""
+    from django.utils import timezone
+
+    txn = flagged[0]
+    Transaction.objects.filter(pk=txn.pk).update(state="settled", settled_at=timezone.now())
+    assert clips.review_prepare(txn_id=txn.pk) == "media made"
+    assert Clip.objects.filter(transaction=txn).exists()
+    assert not ReviewTask.objects.filter(transaction=txn).exists()  # media only: no one is asked to look

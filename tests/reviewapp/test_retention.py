@@ -79,7 +79,42 @@ def test_old_footage_is_purged_once_its_transactions_are_final(store, make_trans
     txn = make_transaction("needs_review", footage=footage)
     assert media_purge()["footage"] == 0  # still under review
     txn.state = "settled"
+    txn.settled_at = timezone.now() - timedelta(days=44)
     txn.save()
+    Clip.objects.create(transaction=txn, footage=footage, t_start=0, t_end=1)  # cut for its review
     assert media_purge()["footage"] == 1
     footage.refresh_from_db()
     assert footage.purged_at and footage.sha256 == "ab" * 32
+
+
+def test_footage_stays_until_the_carts_that_may_still_be_disputed_have_their_clips(
+    store, make_transaction, django_capture_on_commit_callbacks
+) -> None:
+    """A cart that settled on its own has no clips: once its footage goes, a dispute within the
+    window would find nothing to show. Its clips are cut first; the footage goes after."""
+    camera = Camera.objects.create(store=store, name="c", width=64, height=36, fps=15)
+    footage = Footage(store=store, camera=camera, started_at=timezone.now() - timedelta(days=45))
+    footage.file.save("f.mp4", ContentFile(b"video"), save=False)
+    footage.save()
+    settled_at = timezone.now() - timedelta(days=44)  # footage retention 30 days, dispute window 60
+    txn = make_transaction("settled", footage=footage, settled_at=settled_at, final_amount=450)
+    nothing = make_transaction("settled", footage=footage, settled_at=settled_at, final_amount=0)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert media_purge()["footage"] == 0
+    assert len(callbacks) == 1  # its media task (a $0 charge cannot be disputed: none for it)
+    assert Footage.objects.get(pk=footage.pk).purged_at is None
+
+    Clip.objects.create(transaction=txn, footage=footage, t_start=0, t_end=1)  # the media task ran
+    assert media_purge()["footage"] == 1
+    assert nothing.clips.count() == 0
+
+
+def test_footage_goes_without_clips_once_the_dispute_window_has_closed(store, make_transaction) -> None:
+    camera = Camera.objects.create(store=store, name="c", width=64, height=36, fps=15)
+    footage = Footage(store=store, camera=camera, started_at=timezone.now() - timedelta(days=90))
+    footage.file.save("f.mp4", ContentFile(b"video"), save=False)
+    footage.save()
+    make_transaction(
+        "settled", footage=footage, settled_at=timezone.now() - timedelta(days=89), final_amount=450
+    )
+    assert media_purge()["footage"] == 1
