@@ -155,6 +155,11 @@ def dashboard(*, window_hours: int, now: Any = None, store: Any = None) -> dict[
         point = trend.setdefault(row["hour"], {"flagged": 0, "auto_approved": 0, "decisions": 0})
         for key in ("flagged", "auto_approved", "decisions"):
             point[key] += row[key]
+    if trend:  # the whole window, its quiet hours at zero: one busy hour is not a dot at the left edge
+        hour = since
+        while hour <= now:
+            trend.setdefault(hour, {"flagged": 0, "auto_approved": 0, "decisions": 0})
+            hour += timedelta(hours=1)
     triaged = totals["triaged"] or 0
 
     def share(n: int) -> float | None:

@@ -22,7 +22,17 @@ from .. import selectors
 from ..access import REVIEWER, SUPERVISOR, access_task_for_reviewer, is_supervisor, role_required
 from ..forms import SKIP_REASONS, DecisionForm, SkipForm
 from ..lookalikes import lookalikes
-from ..models import Clip, Decision, EvidenceEvent, Product, ReviewTask, TaskKind, Transaction
+from ..models import (
+    Charge,
+    Clip,
+    Decision,
+    Dispute,
+    EvidenceEvent,
+    Product,
+    ReviewTask,
+    TaskKind,
+    Transaction,
+)
 from ..services.review import (
     REASON_CODES,
     AlreadyDecided,
@@ -254,6 +264,13 @@ def task_context(task: ReviewTask, *, user: Any, on_deck: ReviewTask | None) -> 
     if escalation:
         prior = txn.decisions.filter(outcome="escalated").order_by("-created_at").first()
         note = prior.note if prior else ""
+    # a dispute: what the shopper says, and what was charged (a lower total is refunded)
+    dispute = (
+        Dispute.objects.filter(transaction=txn, status=Dispute.Status.OPEN).order_by("-created_at").first()
+        if task.kind == TaskKind.DISPUTE
+        else None
+    )
+    charge = Charge.objects.filter(transaction=txn).first() if dispute else None
     return {
         "task": task,
         "txn": txn,
@@ -265,6 +282,8 @@ def task_context(task: ReviewTask, *, user: Any, on_deck: ReviewTask | None) -> 
         "skip_reasons": SKIP_REASONS,
         "escalation": escalation,
         "escalation_note": note,
+        "dispute": dispute,
+        "charged": charge,
         "next_clip": next_clip,
     }
 

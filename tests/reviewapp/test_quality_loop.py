@@ -311,3 +311,28 @@ def test_the_trend_chart_labels_stay_inside_it_newest_hour_included() -> None:
     assert labels[0][2] == "start" and labels[-1][1] == trend[-1][0] and labels[-1][2] == "end"
     assert all(anchor == "middle" for _, _, anchor in labels[1:-1])
     assert all(b[0] - a[0] >= 60 for a, b in zip(labels, labels[1:], strict=False))
+
+
+def test_the_trend_spans_the_whole_window_its_quiet_hours_at_zero(db, store) -> None:
+    """One busy hour in an 8 hour window is the last of 8 points, not a lone dot at the left edge."""
+    from reviewapp import selectors
+    from reviewapp.models import StoreHourStats
+    from reviewapp.services.metrics import hour_floor
+
+    now = hour_floor(timezone.now())
+    assert selectors.dashboard(window_hours=8)["trend"] == []  # nothing yet: the page says so
+    StoreHourStats.objects.create(store=store, hour=now, triaged=5, flagged=3, auto_approved=2)
+    trend = selectors.dashboard(window_hours=8)["trend"]
+    assert [hour for hour, _ in trend] == [now - timedelta(hours=7 - i) for i in range(8)]
+    assert trend[-1][1]["flagged"] == 3 and all(p["flagged"] == 0 for _, p in trend[:-1])
+
+
+def test_the_dispute_reviewer_reads_what_the_shopper_says_and_what_was_charged(
+    client, settled, other_reviewer
+) -> None:
+    disputes.dispute_open(txn=settled, external_id="d3", statement="I put the <tea> back", actor="api:test")
+    task = claim_next_task(reviewer=other_reviewer)
+    client.force_login(other_reviewer)
+    page = client.get(f"/review/t/{task.code}/").content.decode()
+    assert "The shopper says: “I put the &lt;tea&gt; back”" in page  # escaped
+    assert "after a charge of 10.50 USD" in page and "a lower total is refunded" in page

@@ -74,3 +74,40 @@ def test_tasks_are_routed_to_their_queues() -> None:
     assert {q.name for q in app.conf.task_queues} == set(QUEUES)
     assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
     assert app.conf.task_acks_late and app.conf.worker_prefetch_multiplier == 1
+
+
+def test_a_real_worker_cuts_the_clips_of_a_disputed_cart_that_settled_on_its_own(
+    transactional_db, celery_worker_process, small_scene
+):
+    from django.db import transaction
+
+    from reviewapp.models import Clip, Store, Transaction
+    from reviewapp.services import disputes
+    from reviewapp.services.audit import Actor
+    from reviewapp.services.ingest import scene_ingest
+    from reviewapp.services.pipeline import footage_queue
+
+    scene = scene_ingest(scene_dir=small_scene, store_name="Calm", actor=Actor(label="test"), process=False)
+    Store.objects.filter(pk=scene.footage.store_id).update(
+        review_threshold=0.0, audit_sample_percent=0.0, second_opinion_percent=0, gold_percent=0
+    )
+    with transaction.atomic():
+        footage_queue(footage=scene.footage, actor=Actor(label="test"))
+    settled = wait_for(
+        lambda: Transaction.objects.filter(
+            footage=scene.footage, state="settled", events__isnull=False
+        ).first(),
+        timeout=60,
+        what="the worker to track the footage and settle a cart with events",
+        worker=celery_worker_process,
+    )
+    assert not Clip.objects.filter(transaction=settled).exists()
+
+    disputes.dispute_open(txn=settled, external_id="w-1", statement="I took nothing", actor="api:test")
+    wait_for(
+        lambda: Clip.objects.filter(transaction=settled).exclude(redacted_file="").exists(),
+        timeout=60,
+        what="the worker to cut the disputed cart's clips",
+        worker=celery_worker_process,
+    )
+    assert list(settled.tasks.values_list("kind", flat=True)) == ["dispute"]
