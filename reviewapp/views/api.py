@@ -92,7 +92,31 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise BadRequest("the body is not valid JSON", "body")
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", "body")
+    where = _nul_at(data, "")
+    if where is not None:
+        raise BadRequest(f"{where or 'body'} holds a NUL character (\\u0000)", where or "body")
     return data
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    """Where in a parsed JSON body a string holds a NUL character (which no text column can store,
+    PostgreSQL's least of all), as the field's path; None if nowhere."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return sub
+            found = _nul_at(item, sub)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def field_str(data: dict[str, Any], name: str, *, max_length: int = 128, required: bool = True) -> str:
@@ -103,6 +127,8 @@ def field_str(data: dict[str, Any], name: str, *, max_length: int = 128, require
         raise BadRequest(f"{name} must be a non-empty string", name)
     if len(value) > max_length:
         raise BadRequest(f"{name} is longer than {max_length} characters", name)
+    if "\x00" in value:  # a multipart field (a JSON body is checked whole, in json_body)
+        raise BadRequest(f"{name} holds a NUL character", name)
     return value.strip()
 
 

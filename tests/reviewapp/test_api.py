@@ -179,3 +179,66 @@ def test_an_unknown_camera_is_refused(api, camera, small_scene) -> None:
         "post", "/api/v1/footage", {"file": upload, "camera": "nope", "started_at": "2026-11-25T10:00:00Z"}
     )
     assert response.status_code == 400 and response.json()["field"] == "camera"
+
+
+LINE = {"sku": "SKU-1", "qty": 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/visits", "[]", "body"),
+        ("/api/v1/visits", "null", "body"),
+        ("/api/v1/visits", json.dumps({**VISIT, "external_id": "x" * 5000}), "external_id"),
+        ("/api/v1/visits", json.dumps({**VISIT, "token": "p" * 5000}), "token"),
+        ("/api/v1/visits", json.dumps({**VISIT, "entered_at": 12345}), "entered_at"),
+        # no text column can hold a NUL (PostgreSQL refuses it outright): named, not a server error
+        ("/api/v1/visits", json.dumps({**VISIT, "external_id": "v\x002"}), "external_id"),
+        (
+            "/api/v1/carts",
+            json.dumps({"visit": "v-1", "confidence": 0.5, "lines": [{**LINE, "sku": "S\x00"}]}),
+            "lines[0].sku",
+        ),  # fmt: skip
+        (
+            "/api/v1/carts",
+            json.dumps({"visit": "v-1", "confidence": 0.5, "lines": [{**LINE, "n\x00": 1}]}),
+            "lines[0].n\x00",
+        ),  # fmt: skip
+        ("/api/v1/carts", json.dumps({"visit": "v-1", "confidence": 0.5, "lines": ["x"]}), "lines[0]"),
+        (
+            "/api/v1/carts",
+            json.dumps({"visit": "v-1", "confidence": 0.5, "lines": [{**LINE, "qty": 1.5}]}),
+            "lines[0].qty",
+        ),  # fmt: skip
+        (
+            "/api/v1/carts",
+            json.dumps({"visit": "v-1", "confidence": 0.5, "lines": [{**LINE, "qty": 10**12}]}),
+            "lines[0].qty",
+        ),  # fmt: skip
+        ("/api/v1/carts", '{"visit": "v-1", "confidence": NaN, "lines": []}', "confidence"),
+        ("/api/v1/carts", '{"visit": "v-1", "confidence": Infinity, "lines": []}', "confidence"),
+        ("/api/v1/carts", json.dumps({"visit": 7, "confidence": 0.5, "lines": []}), "visit"),
+        ("/api/v1/disputes", json.dumps({"transaction": None}), "transaction"),
+        (
+            "/api/v1/disputes",
+            json.dumps({"transaction": "not-a-uuid", "token": "x", "statement": "s", "external_id": "e"}),
+            "transaction",
+        ),  # fmt: skip
+        (
+            "/api/v1/disputes",
+            json.dumps(
+                {"transaction": "x", "token": "x", "statement": "I took\x00 nothing", "external_id": "e"}
+            ),
+            "statement",
+        ),  # fmt: skip
+    ],
+)
+def test_a_malformed_body_gets_a_4xx_naming_the_field_never_a_server_error(
+    api, product, path, body, field
+) -> None:
+    api("post", "/api/v1/visits", VISIT)
+    before = (Visit.objects.count(), Transaction.objects.count())
+    response = api("post", path, body, content_type="application/json")
+    assert 400 <= response.status_code < 500, response.content
+    assert response.json()["field"] == field and response.json()["error"]
+    assert (Visit.objects.count(), Transaction.objects.count()) == before  # nothing half-written
