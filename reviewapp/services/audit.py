@@ -76,7 +76,19 @@ def chain_hash(prev_hash: str, payload: str) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """The value as JSON stores it, a NUL in any text shown as U+FFFD: no JSON column can hold
+    one (PostgreSQL refuses the row), and a record must never be lost over what a user typed."""
+    return _without_nul(json.loads(json.dumps(value, default=str)))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def audit_record(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib import messages
@@ -171,6 +172,8 @@ def calibration(request: HttpRequest, code: Any) -> HttpResponse:
     try:
         target = float(request.POST.get("target_error") or request.GET.get("target_error") or 0.005)
     except ValueError:
+        target = 0.005
+    if not math.isfinite(target):  # "nan" and "inf" parse
         target = 0.005
     target = min(max(target, 0.0), 0.5)
     report = calibration_report(store=store, target_error=target)

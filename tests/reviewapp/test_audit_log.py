@@ -80,3 +80,29 @@ def test_on_postgresql_the_database_refuses_to_change_a_sealed_record(db) -> Non
         cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET action = 'x' WHERE id = %s", [events[0].id])
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id = %s", [events[1].id])
+
+
+def test_a_nul_typed_into_a_reason_is_recorded_as_a_replacement_character_not_lost(
+    client, supervisor, make_transaction
+) -> None:
+    """No JSON column holds a NUL (PostgreSQL refuses the whole row): the reason for a legal hold,
+    the original of a clip, keeps what was typed around it and the chain still verifies."""
+    txn = make_transaction("settled")
+    client.force_login(supervisor)
+    response = client.post(
+        f"/supervise/transactions/{txn.code}/hold", {"hold": "1", "reason": "court\x00 order 17"}
+    )
+    assert response.status_code == 302
+    txn.refresh_from_db()
+    assert txn.legal_hold
+    event = AuditEvent.objects.get(action="transaction.legal_hold")
+    assert event.data["reason"] == "court\ufffd order 17"
+    audit_seal()
+    assert audit_verify_chain().ok
+
+
+def test_a_calibration_target_that_is_not_a_number_is_the_default(client, supervisor, store) -> None:
+    client.force_login(supervisor)
+    for bad in ("nan", "inf", "-inf", "x"):
+        response = client.get(f"/supervise/stores/{store.code}/calibration", {"target_error": bad})
+        assert response.status_code == 200
