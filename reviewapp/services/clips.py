@@ -139,17 +139,39 @@ def _prepare_waiting(
 def media_stuck(*, now: datetime | None = None, limit: int = 200) -> list[int]:
     """Flagged transactions that should have had their review task by now and have none: the media
     task failed on something unforeseen, or its message was lost with a broker. Oldest first; none
-    that a media task is still making (a claim younger than the media time limit). The periodic
-    sweep queues each again, so a flagged cart never waits unseen."""
+    that a media task is still making (a claim younger than the media time limit). Then disputed
+    carts that settled on their own whose clips are still not cut. The periodic sweep queues each
+    again, so a flagged cart never waits unseen."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMITS["media"] + 60)
-    return list(
+    unclaimed = Q(media_claimed_at__isnull=True) | Q(media_claimed_at__lt=stale)
+    flagged = list(
         Transaction.objects.filter(state__in=REVIEWABLE_STATES, triaged_at__lt=stale)
         .exclude(tasks__kind=TaskKind.PRIMARY)
-        .filter(Q(media_claimed_at__isnull=True) | Q(media_claimed_at__lt=stale))
+        .filter(unclaimed)
         .order_by("triaged_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
+    # a dispute of a cart that settled on its own, still without clips from footage still held:
+    # looked at again for an hour after the dispute opened (media that cannot be made is not
+    # tried for ever; the reviewer is told there is no clip)
+    disputed = (
+        Transaction.objects.filter(
+            state=TransactionState.DISPUTED,
+            clips__isnull=True,
+            footage__purged_at__isnull=True,
+            tasks__kind=TaskKind.DISPUTE,
+            tasks__state__in=OPEN_TASK_STATES,
+            tasks__created_at__lt=stale,
+            tasks__created_at__gte=now - timedelta(hours=1),
+        )
+        .exclude(footage__file="")
+        .filter(unclaimed)
+        .order_by("pk")
+        .distinct()
+        .values_list("pk", flat=True)[: max(0, limit - len(flagged))]
+    )
+    return flagged + list(disputed)
 
 
 def _media_claim(txns: list[Transaction], token: str) -> set[int]:

@@ -172,6 +172,38 @@ def test_a_flagged_cart_whose_media_task_never_finished_is_found_by_the_sweep(ma
     assert not {fresh.pk, being_made.pk, done.pk, settled.pk} & set(found)
 
 
+def test_a_dispute_whose_clips_were_never_cut_is_found_by_the_sweep_for_an_hour(
+    make_transaction: Any, store: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from reviewapp.models import Camera, Footage
+
+    now = timezone.now()
+    camera = Camera.objects.create(store=store, name="c", width=64, height=36, fps=15)
+    footage = Footage(store=store, camera=camera, started_at=now - timedelta(days=2))
+    footage.file.save("f.mp4", ContentFile(b"video"), save=False)
+    footage.save()
+    stale = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMITS["media"] + 120)
+
+    def disputed(opened: Any, **extra: Any) -> Any:
+        txn = make_transaction(state="disputed", footage=footage, **extra)
+        task = ReviewTask.objects.create(transaction=txn, kind="dispute", settle_by=now + timedelta(hours=2))
+        ReviewTask.objects.filter(pk=task.pk).update(created_at=opened)
+        return txn
+
+    lost = disputed(stale)  # its media message was lost
+    fresh = disputed(now)  # its media task may still be on its way
+    given_up = disputed(now - timedelta(hours=2))  # its media cannot be made: not tried for ever
+    has_clips = disputed(stale)
+    Clip.objects.create(transaction=has_clips, footage=footage, t_start=0, t_end=1)
+    assert clips.media_stuck(now=now) == [lost.pk]
+    assert not {fresh.pk, given_up.pk, has_clips.pk} & set(clips.media_stuck(now=now))
+
+
 def test_a_dispute_of_a_cart_that_settled_on_its_own_gets_its_clips_cut_for_the_reviewer(
     db: None, small_scene: Path, other_reviewer: Any, client: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
