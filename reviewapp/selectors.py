@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
-from .models import Charge, Footage, ReviewTask, TaskKind
-from .states import ChargeState, FootageStatus, TaskState
+from .models import Charge, Decision, DecisionOutcome, Footage, ReviewTask, TaskKind
+from .states import ChargeState, FootageStatus, TaskState, TransactionState
 
 
 def queue_for(user: Any) -> dict[str, Any]:
@@ -31,6 +31,38 @@ def queue_summary() -> dict[str, Any]:
         "oldest_created_at": queued.aggregate(oldest=Min("created_at"))["oldest"],
         "by_kind": list(queued.values("kind").annotate(n=Count("id")).order_by("kind")),
     }
+
+
+def final_cart(txn: Any) -> list[dict[str, Any]] | None:
+    """The cart the shopper pays for, as decision lines (sku, name, qty, unit_price): the last
+    human approval that stands (not taken back, not a gold check; after a dispute, its corrected
+    cart), else the tracker's proposal for a cart that settles on its own. [] once voided; None
+    while no one knows yet (being tracked or reviewed)."""
+    if txn.state == TransactionState.VOIDED:
+        return []
+    decision = (
+        Decision.objects.filter(
+            transaction=txn,
+            undo__isnull=True,
+            outcome__in=[DecisionOutcome.APPROVED, DecisionOutcome.ADJUSTED],
+        )
+        .exclude(task__kind=TaskKind.GOLD)
+        .order_by("-created_at")
+        .first()
+    )
+    if decision is not None:
+        return list(decision.lines)
+    if txn.state in (TransactionState.AUTO_APPROVED, TransactionState.SETTLED, TransactionState.DISPUTED):
+        return [
+            {
+                "sku": line.product.sku,
+                "name": line.product.name,
+                "qty": line.qty,
+                "unit_price": line.unit_price,
+            }
+            for line in txn.proposed_lines.select_related("product").order_by("product__sku")
+        ]
+    return None
 
 
 def media_being_made(task: ReviewTask) -> bool:

@@ -27,6 +27,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from .. import selectors
 from ..access import is_code
 from ..models import Camera, Footage, Store, StoreApiKey, Transaction, Visit
 from ..services.audit import Actor
@@ -303,7 +304,12 @@ def transaction_detail(request: HttpRequest, store: Store, code: str) -> HttpRes
     txn = Transaction.objects.filter(store=store, code=code).select_related("visit").first()
     if txn is None:
         return JsonResponse({"error": "no such transaction"}, status=404)
-    decision = txn.decisions.order_by("-created_at").first()
+    disputes = list(txn.disputes.select_related("refund").order_by("created_at"))
+
+    def refund_of(dispute: Any) -> dict[str, Any] | None:
+        refund = getattr(dispute, "refund", None)
+        return {"amount": refund.amount, "state": refund.state} if refund else None
+
     return JsonResponse(
         {
             "transaction": str(txn.code),
@@ -319,8 +325,17 @@ def transaction_detail(request: HttpRequest, store: Store, code: str) -> HttpRes
                 }
                 for line in txn.proposed_lines.select_related("product")
             ],
-            "final": decision.lines if decision else None,
+            "final": selectors.final_cart(txn),
             "amount": txn.final_amount,
             "settled_at": txn.settled_at.isoformat() if txn.settled_at else None,
+            "disputes": [
+                {
+                    "dispute": str(d.code),
+                    "external_id": d.external_id,
+                    "status": d.status,
+                    "refund": refund_of(d),
+                }
+                for d in disputes
+            ],
         }
     )

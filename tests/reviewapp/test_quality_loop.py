@@ -336,3 +336,34 @@ def test_the_dispute_reviewer_reads_what_the_shopper_says_and_what_was_charged(
     page = client.get(f"/review/t/{task.code}/").content.decode()
     assert "The shopper says: “I put the &lt;tea&gt; back”" in page  # escaped
     assert "after a charge of 10.50 USD" in page and "a lower total is refunded" in page
+
+
+def test_the_api_reads_the_cart_paid_for_and_the_disputes_refunds(
+    client, settled, store, other_reviewer
+) -> None:
+    from reviewapp.services.audit import SYSTEM
+    from reviewapp.services.stores import api_key_create
+
+    key = api_key_create(store=store, label="", actor=SYSTEM)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+    def read() -> dict:
+        return client.get(f"/api/v1/transactions/{settled.code}", **headers).json()
+
+    body = read()  # it settled on its own: what it proposed is what was charged
+    assert [(x["sku"], x["qty"]) for x in body["final"]] == [("A", 2), ("B", 1)] and body["disputes"] == []
+    dispute, _ = disputes.dispute_open(txn=settled, external_id="d9", statement="one tea", actor="api:test")
+    task = claim_next_task(reviewer=other_reviewer)
+    decision_submit(
+        task=task,
+        reviewer=other_reviewer,
+        outcome="approved",
+        lines=[FinalLine("A", 1, "wrong_quantity"), FinalLine("B", 1)],
+    )
+    disputes.refund_execute(refund_id=Refund.objects.get().pk)
+    body = read()
+    assert [(x["sku"], x["qty"]) for x in body["final"]] == [("A", 1), ("B", 1)]  # the corrected cart
+    assert body["disputes"] == [
+        {"dispute": str(dispute.code), "external_id": "d9", "status": "refunded",
+         "refund": {"amount": 300, "state": "refunded"}}
+    ]  # fmt: skip

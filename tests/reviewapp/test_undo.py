@@ -32,10 +32,14 @@ def approved(flagged, reviewer, settings):
 def test_an_approval_undone_reopens_the_cart_for_the_same_reviewer_and_charges_nothing(
     approved, reviewer
 ) -> None:
+    from reviewapp import selectors
+
     txn = approved.transaction
+    assert [(x["sku"], x["qty"]) for x in selectors.final_cart(txn)] == [("A", 1), ("B", 1)]
     task = decision_undo(decision=approved, reviewer=reviewer)
     txn.refresh_from_db()
     assert txn.state == "in_review" and txn.final_amount is None
+    assert selectors.final_cart(txn) is None  # what the store system reads: not decided any more
     assert (task.state, task.assignee, task.kind) == ("assigned", reviewer, "primary")
     assert task.pk != approved.task_id and task.lease_expires_at > timezone.now()
     assert DecisionUndo.objects.get(decision=approved).reopened == task
@@ -54,6 +58,8 @@ def test_an_approval_undone_reopens_the_cart_for_the_same_reviewer_and_charges_n
     assert again.outcome == "adjusted"
     assert settlement.charge_settle(txn_id=txn.pk) == "captured"
     assert Charge.objects.get().amount == 300
+    txn.refresh_from_db()
+    assert [(x["sku"], x["qty"]) for x in selectors.final_cart(txn)] == [("A", 1)]
 
 
 def _line(sku: str, qty: int):
