@@ -17,6 +17,7 @@ from django.db import transaction as db
 from django.utils import timezone
 
 from ..models import Transaction, WebhookDelivery
+from ..selectors import final_cart
 from .audit import SYSTEM, audit_record
 
 SIGNATURE_HEADER = "X-Checkout-Signature"
@@ -37,6 +38,7 @@ def webhook_body(*, txn: Transaction, event: str) -> str:
         "amount": txn.final_amount if txn.final_amount is not None else txn.proposed_amount,
         "currency": txn.currency,
         "charge_reference": charge.gateway_reference if charge else None,
+        "lines": final_cart(txn),  # what the shopper paid for: the receipt's lines
         "at": timezone.now().isoformat(),
     }
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -51,9 +51,14 @@ def hooked_store(store, receiver):
 
 
 def test_settling_posts_a_signed_webhook(
-    hooked_store, receiver, make_transaction, django_capture_on_commit_callbacks
+    hooked_store, receiver, make_transaction, products, django_capture_on_commit_callbacks
 ):
+    from reviewapp.models import ProposedLine
+
     txn = make_transaction("auto_approved", proposed_amount=250, final_amount=250)
+    ProposedLine.objects.create(
+        transaction=txn, product=products["C"], qty=1, unit_price=250, confidence=0.99
+    )
     with django_capture_on_commit_callbacks(execute=False):
         settlement.charge_settle(txn_id=txn.pk)
     delivery = WebhookDelivery.objects.get(transaction=txn)
@@ -67,6 +72,7 @@ def test_settling_posts_a_signed_webhook(
         and payload["amount"] == 250
         and payload["state"] == "settled"
     )
+    assert payload["lines"] == [{"sku": "C", "name": "Product C", "qty": 1, "unit_price": 250}]  # the receipt
     delivery.refresh_from_db()
     assert delivery.status == "delivered" and delivery.response_code == 200
     assert AuditEvent.objects.filter(action="webhook.delivered").count() == 1
