@@ -102,12 +102,13 @@ def find_blobs(
     below the shelves' products mostly) differs from the quiet shelf.
     """
     b0, b1 = band
-    col = fg[b0:b1].mean(axis=0)
+    # shares of changed pixels, as mean() gives them (counts over a 0/1 mask, a fraction of the time)
+    col = np.count_nonzero(fg[b0:b1], axis=0) / max(1, b1 - b0)
     blobs: list[Blob] = []
     for start, end in _runs(np.flatnonzero(col > 0.3), bridge=3):
         if end - start >= min_width:
             sub = fg[:, start:end]
-            rows = np.where(sub.mean(axis=1) > 0.25)[0]
+            rows = np.where(np.count_nonzero(sub, axis=1) / (end - start) > 0.25)[0]
             y0 = int(rows[0]) if rows.size else b0
             y1 = int(rows[-1]) + 1 if rows.size else b1
             desc = _blob_descriptor(fg, bgr, start, end, y0, y1) if bgr is not None else None

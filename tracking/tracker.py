@@ -398,7 +398,8 @@ class _Pos:
     k: int = 0  # index into the pass's positions (and its per-position arrays)
     peak_cover: float = 0.0
     covered: int = 0  # frames the position was mostly hidden in its last episode
-    # its column (activity scale, with the frame's gain) on each frame since it became busy
+    # each frame (activity scale, with its gain) since it became busy: the pictures themselves, which
+    # no one writes to, shared by every busy position (its column is cut out when it is looked at)
     seen: deque[tuple[int, NDArray[np.uint8], float]] = field(default_factory=deque)
 
 
@@ -683,10 +684,9 @@ class _Pass:
             self._check_camera(index, small)
         assert self.sample is not None and self.prev_small is not None
         if self.ref_sample is None:  # the reference changes only where a slot settles
-            self.ref_sample = self.ref_small[self.sample].astype(np.float32)
-        ref = self.ref_sample
+            self.ref_sample = np.maximum(self.ref_small[self.sample].astype(np.float32), 1.0)
         cur = small[self.sample].astype(np.float32)
-        self.gain = float(np.median(cur / np.maximum(ref, 1.0)))
+        self.gain = _median(cur / self.ref_sample)
         refg = cv2.convertScaleAbs(self.ref_small, alpha=self.gain)
         dref = cv2.absdiff(small, refg)
         _, fg = cv2.threshold(dref, DIFF_T, 1, cv2.THRESH_BINARY)
@@ -719,8 +719,7 @@ class _Pass:
                 self.still[k] = 0
                 continue
             ps.peak_cover = max(ps.peak_cover, float(cover[k]))
-            x0, y0, x1, y1 = self.cols[k]
-            ps.seen.append((index, small[y0:y1, x0:x1].copy(), self.gain))
+            ps.seen.append((index, small, self.gain))
             if len(ps.seen) > self.seen_max:
                 ps.seen.popleft()
             ps.quiet_run = ps.quiet_run + 1 if quiet[k] else 0
@@ -797,11 +796,12 @@ class _Pass:
         if apart < VIEW_APART:
             return end
         near = VIEW_NEAR * apart
-        looks = [(frame, col, gain) for frame, col, gain in ps.seen if frame <= end]
+        looks = [(frame, picture, gain) for frame, picture, gain in ps.seen if frame <= end]
         if not looks:
             return end
         gains = np.array([max(gain, 0.05) for _, _, gain in looks], np.float32)
-        views = np.stack([col for _, col, _ in looks]).astype(np.float32) / gains[:, None, None]
+        views = np.stack([picture[y0:y1, x0:x1] for _, picture, _ in looks]).astype(np.float32)
+        views /= gains[:, None, None]
         d_before = np.abs(views - before).mean(axis=(1, 2))
         d_after = np.abs(views - after).mean(axis=(1, 2))
         like_before = np.flatnonzero((d_before < near) & (d_before < VIEW_NEAR * d_after))
@@ -1187,6 +1187,17 @@ class _Pass:
         best, second = float(scores[order[0]]), float(scores[order[1]])
         margin = (best - second) / total
         return names[0], margin, names, named / total
+
+
+def _median(values: NDArray[np.float32]) -> float:
+    """np.median of a 1-D array without NaNs, to the bit, without its NaN check and call layers
+    (it runs on every frame)."""
+    n = values.size
+    half = n // 2
+    if n % 2:
+        return float(np.partition(values, half)[half])
+    part = np.partition(values, (half - 1, half))
+    return float(np.mean(part[half - 1 : half + 1]))
 
 
 def _picture_change(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
