@@ -398,8 +398,7 @@ class _Pos:
     k: int = 0  # index into the pass's positions (and its per-position arrays)
     peak_cover: float = 0.0
     covered: int = 0  # frames the position was mostly hidden in its last episode
-    # each frame (activity scale, with its gain) since it became busy: the pictures themselves, which
-    # no one writes to, shared by every busy position (its column is cut out when it is looked at)
+    # its column (activity scale, with the frame's gain) on each frame since it became busy
     seen: deque[tuple[int, NDArray[np.uint8], float]] = field(default_factory=deque)
 
 
@@ -719,7 +718,8 @@ class _Pass:
                 self.still[k] = 0
                 continue
             ps.peak_cover = max(ps.peak_cover, float(cover[k]))
-            ps.seen.append((index, small, self.gain))
+            x0, y0, x1, y1 = self.cols[k]
+            ps.seen.append((index, small[y0:y1, x0:x1].copy(), self.gain))
             if len(ps.seen) > self.seen_max:
                 ps.seen.popleft()
             ps.quiet_run = ps.quiet_run + 1 if quiet[k] else 0
@@ -796,12 +796,11 @@ class _Pass:
         if apart < VIEW_APART:
             return end
         near = VIEW_NEAR * apart
-        looks = [(frame, picture, gain) for frame, picture, gain in ps.seen if frame <= end]
+        looks = [(frame, col, gain) for frame, col, gain in ps.seen if frame <= end]
         if not looks:
             return end
         gains = np.array([max(gain, 0.05) for _, _, gain in looks], np.float32)
-        views = np.stack([picture[y0:y1, x0:x1] for _, picture, _ in looks]).astype(np.float32)
-        views /= gains[:, None, None]
+        views = np.stack([col for _, col, _ in looks]).astype(np.float32) / gains[:, None, None]
         d_before = np.abs(views - before).mean(axis=(1, 2))
         d_after = np.abs(views - after).mean(axis=(1, 2))
         like_before = np.flatnonzero((d_before < near) & (d_before < VIEW_NEAR * d_after))
