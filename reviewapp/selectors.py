@@ -35,34 +35,40 @@ def queue_summary() -> dict[str, Any]:
 
 def final_cart(txn: Any) -> list[dict[str, Any]] | None:
     """The cart the shopper pays for, as decision lines (sku, name, qty, unit_price): the last
-    human approval that stands (not taken back, not a gold check; after a dispute, its corrected
-    cart), else the tracker's proposal for a cart that settles on its own. [] once voided; None
-    while no one knows yet (being tracked or reviewed)."""
+    human approval that stands (not taken back, not a gold check; after a dispute its corrected
+    cart, unless that came to more, which is never charged), else the tracker's proposal for a
+    cart that settles on its own. [] once voided; None while it is being tracked or reviewed."""
     if txn.state == TransactionState.VOIDED:
         return []
-    decision = (
+    if txn.state not in DECIDED_STATES:
+        return None
+    decisions = (
         Decision.objects.filter(
             transaction=txn,
             undo__isnull=True,
             outcome__in=[DecisionOutcome.APPROVED, DecisionOutcome.ADJUSTED],
         )
         .exclude(task__kind=TaskKind.GOLD)
+        .select_related("task")
         .order_by("-created_at")
-        .first()
     )
-    if decision is not None:
+    for decision in decisions:
+        if decision.task.kind == TaskKind.DISPUTE and decision.amount > (txn.final_amount or 0):
+            continue  # an upheld dispute whose corrected cart came to more: the charge stood
         return list(decision.lines)
-    if txn.state in (TransactionState.AUTO_APPROVED, TransactionState.SETTLED, TransactionState.DISPUTED):
-        return [
-            {
-                "sku": line.product.sku,
-                "name": line.product.name,
-                "qty": line.qty,
-                "unit_price": line.unit_price,
-            }
-            for line in txn.proposed_lines.select_related("product").order_by("product__sku")
-        ]
-    return None
+    return [
+        {"sku": line.product.sku, "name": line.product.name, "qty": line.qty, "unit_price": line.unit_price}
+        for line in txn.proposed_lines.select_related("product").order_by("product__sku")
+    ]
+
+
+DECIDED_STATES = (
+    TransactionState.AUTO_APPROVED,
+    TransactionState.APPROVED,
+    TransactionState.ADJUSTED,
+    TransactionState.SETTLED,
+    TransactionState.DISPUTED,  # the cart paid for, while the dispute is looked at
+)
 
 
 def media_being_made(task: ReviewTask) -> bool:

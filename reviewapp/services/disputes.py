@@ -65,7 +65,7 @@ def dispute_open(*, txn: Transaction, external_id: str, statement: str, actor: A
         )
         if not locked.clips.exists():
             # it settled on its own and no one has seen it: its clips are cut now, for the
-            # reviewer of the dispute (the footage is kept through the dispute window)
+            # reviewer of the dispute (retention keeps its footage until they are)
             from ..tasks import prepare_review_task
 
             txn_id = locked.pk

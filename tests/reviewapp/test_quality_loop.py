@@ -217,6 +217,10 @@ def test_an_upheld_dispute_charges_nothing_more(settled, other_reviewer) -> None
         task=task, reviewer=other_reviewer, outcome="approved", lines=[FinalLine("A", 3), FinalLine("B", 1)]
     )
     assert Dispute.objects.get().status == "upheld" and not Refund.objects.exists()
+    from reviewapp import selectors
+
+    settled.refresh_from_db()  # the cart paid for is still the one charged, not the bigger one
+    assert [(x["sku"], x["qty"]) for x in selectors.final_cart(settled)] == [("A", 2), ("B", 1)]
 
 
 def test_the_dispute_api_checks_the_card(client, settled, store) -> None:

@@ -35,6 +35,7 @@ def test_an_approval_undone_reopens_the_cart_for_the_same_reviewer_and_charges_n
     from reviewapp import selectors
 
     txn = approved.transaction
+    txn.refresh_from_db()
     assert [(x["sku"], x["qty"]) for x in selectors.final_cart(txn)] == [("A", 1), ("B", 1)]
     task = decision_undo(decision=approved, reviewer=reviewer)
     txn.refresh_from_db()
