@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
@@ -69,19 +68,6 @@ DECIDED_STATES = (
     TransactionState.SETTLED,
     TransactionState.DISPUTED,  # the cart paid for, while the dispute is looked at
 )
-
-
-def media_being_made(task: ReviewTask) -> bool:
-    """Is the media of this task's transaction still being cut? A task opened on a cart that
-    settled on its own (a dispute) comes before its clips, which a media task cuts from the
-    footage then; a primary task is only queued once its media is made (or failed)."""
-    footage = task.transaction.footage
-    if task.kind == TaskKind.PRIMARY or footage is None or not footage.file or footage.purged_at:
-        return False
-    if task.transaction.clips.exists():
-        return False
-    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMITS["media"] + 60)
-    return task.created_at > timezone.now() - limit
 
 
 def footage_problems(*, limit: int = 20) -> list[Footage]:

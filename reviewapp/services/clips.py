@@ -187,6 +187,16 @@ def _media_claim(txns: list[Transaction], token: str) -> set[int]:
     return set(Transaction.objects.filter(pk__in=ids, media_claim=token).values_list("pk", flat=True))
 
 
+def media_being_made(task: ReviewTask) -> bool:
+    """Is the media of this task's transaction still being cut? A task opened on a cart that
+    settled on its own (a dispute) comes before its clips, which a media task cuts from the
+    footage then; a primary task is only queued once its media is made (or failed)."""
+    if task.kind == TaskKind.PRIMARY or not _needs_media(task.transaction):
+        return False
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMITS["media"] + 60)
+    return task.created_at > timezone.now() - limit
+
+
 def _needs_media(txn: Transaction) -> bool:
     footage = txn.footage
     return bool(footage and footage.file and not footage.purged_at and not txn.clips.exists())

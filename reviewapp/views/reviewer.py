@@ -33,6 +33,7 @@ from ..models import (
     TaskKind,
     Transaction,
 )
+from ..services.clips import media_being_made
 from ..services.review import (
     REASON_CODES,
     AlreadyDecided,
@@ -159,7 +160,7 @@ def task_page(request: HttpRequest, code: Any) -> HttpResponse:
     )
     context = task_context(task, user=request.user, on_deck=on_deck)
     context["holder"] = holder
-    context["media_pending"] = not context["clips"] and selectors.media_being_made(task)
+    context["media_pending"] = not context["clips"] and media_being_made(task)
     if holder:  # its clips play from the cache the previous page prefetched them into
         for clip in Clip.objects.filter(transaction=task.transaction, purged_at__isnull=True):
             audit_clip_view(request, clip)
