@@ -195,10 +195,15 @@ def visit_create(
     exited_at: datetime | None,
     actor: Any,
 ) -> tuple[Visit, bool]:
-    """A visit reported by the store system. The same external id twice returns the first (created=False)."""
+    """A visit reported by the store system. The same external id twice returns the first
+    (created=False); sent again with the exit a first report did not have (the shopper was still
+    inside), it records the exit. The same id for another card, another entry or another exit is
+    refused (VisitConflict): a store system reusing an id must not move a charge."""
     existing = Visit.objects.filter(store=store, external_id=external_id).first()
     if existing:
-        return existing, False
+        return _visit_again(
+            existing, token=token, entered_at=entered_at, exited_at=exited_at, actor=actor
+        ), False
     try:
         with db.atomic():
             visit = Visit.objects.create(
@@ -219,6 +224,47 @@ def visit_create(
     except IntegrityError:
         return Visit.objects.get(store=store, external_id=external_id), False
     return visit, True
+
+
+class VisitConflict(DomainError):
+    """The store system sent an id it used before, with different facts; says which field."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _visit_again(
+    visit: Visit, *, token: str, entered_at: datetime, exited_at: datetime | None, actor: Any
+) -> Visit:
+    if visit.token_hash != token_hash(token):
+        raise VisitConflict(f"visit {visit.external_id} was reported with another card", "token")
+    if visit.entered_at != entered_at:
+        raise VisitConflict(
+            f"visit {visit.external_id} was reported entering at {visit.entered_at.isoformat()}", "entered_at"
+        )
+    if exited_at is None or visit.exited_at == exited_at:
+        return visit
+    with db.atomic():
+        locked = Visit.objects.select_for_update().get(pk=visit.pk)
+        if locked.exited_at is not None:
+            if locked.exited_at == exited_at:
+                return locked
+            raise VisitConflict(
+                f"visit {visit.external_id} was reported leaving at {locked.exited_at.isoformat()}",
+                "exited_at",
+            )
+        Visit.objects.filter(pk=locked.pk).update(exited_at=exited_at)
+        audit_record(
+            actor=actor,
+            action="visit.exited",
+            obj=locked,
+            store=locked.store,
+            before={"exited_at": None},
+            after={"exited_at": exited_at},
+        )
+        locked.exited_at = exited_at
+    return locked
 
 
 def footage_create(

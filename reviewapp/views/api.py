@@ -77,7 +77,8 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
             except BadRequest as exc:
                 return JsonResponse({"error": str(exc), "field": exc.field}, status=exc.status)
             except DomainError as exc:
-                return JsonResponse({"error": str(exc)}, status=409)
+                field = getattr(exc, "field", "")
+                return JsonResponse({"error": str(exc), **({"field": field} if field else {})}, status=409)
 
         return wrapped
 

@@ -242,3 +242,29 @@ def test_a_malformed_body_gets_a_4xx_naming_the_field_never_a_server_error(
     assert 400 <= response.status_code < 500, response.content
     assert response.json()["field"] == field and response.json()["error"]
     assert (Visit.objects.count(), Transaction.objects.count()) == before  # nothing half-written
+
+
+def test_a_visit_reported_at_the_gate_gets_its_exit_later_and_an_id_reused_for_other_facts_is_refused(
+    api, store
+) -> None:
+    from reviewapp.models import AuditEvent
+
+    entering = {**VISIT, "exited_at": None}
+    assert api("post", "/api/v1/visits", entering).status_code == 201  # the shopper is inside
+    assert Visit.objects.get().exited_at is None
+    left = api("post", "/api/v1/visits", VISIT)  # the same visit again, now with its exit
+    assert left.status_code == 200 and left.json()["created"] is False
+    assert Visit.objects.get().exited_at.isoformat() == "2026-11-25T10:05:00+00:00"
+    assert AuditEvent.objects.filter(action="visit.exited").count() == 1
+    assert api("post", "/api/v1/visits", VISIT).status_code == 200  # a retry: nothing changes
+    assert api("post", "/api/v1/visits", entering).status_code == 200  # an old message: nor here
+    assert AuditEvent.objects.filter(action="visit.exited").count() == 1
+    for change, field in (
+        ({"exited_at": "2026-11-25T10:09:00Z"}, "exited_at"),
+        ({"token": "pm_someone_else9"}, "token"),
+        ({"entered_at": "2026-11-25T09:59:00Z"}, "entered_at"),
+    ):
+        response = api("post", "/api/v1/visits", {**VISIT, **change})
+        assert response.status_code == 409 and response.json()["field"] == field, response.content
+    visit = Visit.objects.get()
+    assert visit.exited_at.isoformat() == "2026-11-25T10:05:00+00:00" and visit.token_last4 == "3456"
