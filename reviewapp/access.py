@@ -80,9 +80,11 @@ def access_task_for_reviewer(user: Any, task_code: Any) -> Any:
     """The review task with this code if `user` holds it; otherwise 404 (no hint that it exists)."""
     from .models import ReviewTask
 
+    if not is_code(str(task_code)):  # a malformed code (a page's stale or edited field) matches nothing
+        raise Http404("no such task")
     try:
         task = ReviewTask.objects.select_related("transaction", "transaction__store").get(code=task_code)
-    except (ReviewTask.DoesNotExist, ValueError):
+    except ReviewTask.DoesNotExist:
         raise Http404("no such task")
     if task.assignee_id != user.pk and not is_supervisor(user):
         raise Http404("no such task")

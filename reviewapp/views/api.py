@@ -235,7 +235,8 @@ def carts(request: HttpRequest, store: Store) -> HttpResponse:
         raise BadRequest(f"no visit {external_id!r} in this store", "visit")
     footage = None
     if data.get("footage") is not None:
-        footage = Footage.objects.filter(store=store, code=field_str(data, "footage")).first()
+        code = field_str(data, "footage")
+        footage = Footage.objects.filter(store=store, code=code).first() if is_code(code) else None
         if footage is None:
             raise BadRequest("no such footage in this store", "footage")
     confidence = data.get("confidence")

@@ -218,6 +218,16 @@ LINE = {"sku": "SKU-1", "qty": 1}
         ("/api/v1/carts", '{"visit": "v-1", "confidence": NaN, "lines": []}', "confidence"),
         ("/api/v1/carts", '{"visit": "v-1", "confidence": Infinity, "lines": []}', "confidence"),
         ("/api/v1/carts", json.dumps({"visit": 7, "confidence": 0.5, "lines": []}), "visit"),
+        (
+            "/api/v1/carts",
+            json.dumps({"visit": "v-1", "footage": "not-a-code", "confidence": 0.5, "lines": []}),
+            "footage",
+        ),  # fmt: skip
+        (
+            "/api/v1/carts",
+            json.dumps({"visit": "v-1", "footage": 12, "confidence": 0.5, "lines": []}),
+            "footage",
+        ),  # fmt: skip
         ("/api/v1/disputes", json.dumps({"transaction": None}), "transaction"),
         (
             "/api/v1/disputes",

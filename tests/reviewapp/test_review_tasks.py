@@ -219,3 +219,14 @@ def test_a_reviewer_cannot_void(flagged, reviewer) -> None:
     task = claim_next_task(reviewer=reviewer)
     with pytest.raises(DomainError):
         decision_submit(task=task, reviewer=reviewer, outcome="voided")
+
+
+def test_a_malformed_reserve_code_from_the_page_is_ignored_not_a_server_error(
+    client, flagged, reviewer
+) -> None:
+    flagged()
+    task = claim_next_task(reviewer=reviewer)
+    client.force_login(reviewer)
+    for view in ("renew", "leave"):
+        response = client.post(f"/review/t/{task.code}/{view}", {"on_deck": "not-a-code"})
+        assert response.status_code < 400, (view, response.status_code)
