@@ -2,7 +2,7 @@
 
     python -m tracking.bench                       # the standard suite, all presets
     python -m tracking.bench --suite quick --presets mixed
-    python -m tracking.bench --memory              # peak memory on 1- and 10-minute footage
+    python -m tracking.bench --memory              # peak memory on 1-, 10- and 60-minute footage
 
 Renders each scene once into the cache (var/bench-scenes by default), runs the
 tracker and compares with truth.json (only here and in tracking.calibrate's
@@ -18,6 +18,7 @@ seeds in tracking.calibrate (100001 and up).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import resource
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from tracking.decode import bare_decode, opencv_decode, probe_stream
+from tracking.ffmpeg import ffmpeg_binary
 from tracking.scene import Truth, load_truth
 from tracking.tracker import DEFAULT_THRESHOLD, TrackedEvent, TrackResult, track_footage
 
@@ -200,9 +202,48 @@ def speed(paths: list[Path], repeats: int = SPEED_REPEATS) -> tuple[float, float
     return t_track, t_pipe, t_cv, frames
 
 
-def memory_check(cache: Path, width: int, height: int) -> list[tuple[str, float, int]]:
-    """Peak RSS of the tracker, each run in its own process, on 1- and 10-minute footage."""
-    out = []
+def repeated_scene(src: Path, dst: Path, times: int) -> Path:
+    """A scene `times` as long: `src`'s footage played `times` times over (the stream copied, no new
+    encode) and its visits again on each pass under new tokens, so the tracker sees `times` as many
+    shoppers come and go. How an hour is made without rendering one."""
+    d = dst / f"{src.name}-x{times}"
+    if (d / "footage.mp4").is_file():
+        return d
+    tmp = d.with_name(d.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("planogram.json", "products", "gate"):
+        (tmp / name).symlink_to((src / name).resolve())
+    listing = tmp / "parts.txt"
+    listing.write_text("".join(f"file '{(src / 'footage.mp4').resolve()}'\n" for _ in range(times)))
+    subprocess.run(
+        [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0"]
+        + ["-i", str(listing), "-c", "copy", str(tmp / "footage.mp4")],
+        check=True,
+    )
+    length = probe_stream(src / "footage.mp4").duration
+    visits = json.loads((src / "visits.json").read_text())
+    again = [
+        {
+            **v,
+            "token": f"{v['token']}_{k}",
+            "entered_at": v["entered_at"] + k * length,
+            "exited_at": v["exited_at"] + k * length,
+        }
+        for k in range(times)
+        for v in visits
+    ]
+    (tmp / "visits.json").write_text(json.dumps(again))
+    shutil.rmtree(d, ignore_errors=True)
+    tmp.rename(d)
+    return d
+
+
+def memory_check(cache: Path, width: int, height: int) -> list[tuple[str, float, int, int]]:
+    """Peak RSS of the tracker, each run in its own process, on 1-, 10- and 60-minute footage, and how
+    many visits each has. The hour is the 10-minute scene played six times over (`repeated_scene`)."""
+    ten = None
+    scenes = []
     for minutes in (1, 10):
         d = ensure_scene(
             cache / "memory",
@@ -213,6 +254,12 @@ def memory_check(cache: Path, width: int, height: int) -> list[tuple[str, float,
             duration=60.0 * minutes,
             shoppers=max(2, 4 * minutes),
         )
+        scenes.append((f"{minutes} min", d))
+        ten = d
+    assert ten is not None
+    scenes.append(("60 min", repeated_scene(ten, cache / "memory", 6)))
+    out = []
+    for label, d in scenes:
         code = (
             "from tracking.tracker import track_footage as t; "
             f"t({str(d / 'footage.mp4')!r}, {str(d / 'planogram.json')!r}, {str(d / 'visits.json')!r}); "
@@ -224,7 +271,7 @@ def memory_check(cache: Path, width: int, height: int) -> list[tuple[str, float,
         )
         kib = int(proc.stdout.strip().splitlines()[-1])
         info = probe_stream(d / "footage.mp4")
-        out.append((f"{minutes} min", info.duration, kib))
+        out.append((label, info.duration, kib, len(json.loads((d / "visits.json").read_text()))))
     return out
 
 
@@ -236,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument(
-        "--memory", action="store_true", help="also measure peak memory on 1- and 10-minute footage"
+        "--memory", action="store_true", help="also measure peak memory on 1-, 10- and 60-minute footage"
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to one core")
     parser.add_argument("--memory-only", action="store_true", help="only the memory check")
@@ -247,8 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.memory_only:
-        for label, seconds, kib in memory_check(args.cache, args.width, args.height):
-            print(f"memory: {label} footage ({seconds:.0f} s): peak RSS {kib / 1024:.0f} MB")
+        for label, seconds, kib, visits in memory_check(args.cache, args.width, args.height):
+            print(f"memory: {label} footage ({seconds:.0f} s, {visits} visits): peak RSS {kib / 1024:.0f} MB")
         return 0
     presets = [p for p in args.presets.split(",") if p]
     suite = SUITES[args.suite]
@@ -303,8 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     if args.memory:
-        for label, seconds, kib in memory_check(args.cache, args.width, args.height):
-            print(f"memory: {label} footage ({seconds:.0f} s): peak RSS {kib / 1024:.0f} MB")
+        for label, seconds, kib, visits in memory_check(args.cache, args.width, args.height):
+            print(f"memory: {label} footage ({seconds:.0f} s, {visits} visits): peak RSS {kib / 1024:.0f} MB")
     return 0
 
 

@@ -217,30 +217,41 @@ class Tracklet:
         return self.widths / max(1, self.seen)
 
 
-@dataclass
 class Signature:
-    """How one visit's shopper looks in the shelf camera, learned from moments when the blob was surely them."""
+    """How one visit's shopper looks in the shelf camera, learned from moments when the blob was surely them.
 
-    samples: list[NDArray[np.float64]]
-    # the median of the samples, kept until one is added: it is asked for far more often (every
-    # distance to this visit) than the samples change
-    _vector: NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
+    At most SIGNATURE_CAP samples, in one array (a store sees hundreds of visits an hour)."""
+
+    def __init__(self) -> None:
+        self._rows: NDArray[np.float64] | None = None
+        self._n = 0
+        # the median of the samples, kept until one is added: it is asked for far more often (every
+        # distance to this visit) than the samples change
+        self._vector: NDArray[np.float64] | None = None
+
+    def __len__(self) -> int:
+        return self._n
 
     def add(self, d: Descriptor | None) -> None:
         if d is not None:
             self.add_vector(desc_vector(d))
 
     def add_vector(self, v: NDArray[np.float64]) -> None:
-        self.samples.append(v)
+        if self._rows is None:
+            self._rows = np.empty((SIGNATURE_CAP, len(v)), np.float64)
+        self._rows[self._n] = v
+        self._n += 1
         self._vector = None
-        if len(self.samples) >= SIGNATURE_CAP:
-            self.samples = self.samples[::2]  # keep it bounded, spread over the visit
+        if self._n >= SIGNATURE_CAP:  # keep it bounded, spread over the visit
+            kept = self._rows[: self._n : 2].copy()
+            self._n = len(kept)
+            self._rows[: self._n] = kept
 
     def vector(self) -> NDArray[np.float64] | None:
-        if len(self.samples) < 3:
+        if self._n < 3 or self._rows is None:
             return None
         if self._vector is None:
-            self._vector = np.asarray(np.median(np.vstack(self.samples), axis=0), np.float64)
+            self._vector = np.asarray(np.median(self._rows[: self._n], axis=0), np.float64)
         return self._vector
 
 

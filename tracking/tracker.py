@@ -73,11 +73,12 @@ The tracker reads only the footage, planogram, visits and gate/product images.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import cv2
 import numpy as np
@@ -266,6 +267,54 @@ class ProposedCart:
 TrackPoint = tuple[int, int, int, int, int]  # frame, x, y, w, h in full-frame pixels
 
 
+class TrackSamples(Sequence[TrackPoint]):
+    """One shopper's track, (frame, x, y, w, h) samples packed as machine ints: 20 bytes a sample
+    where a tuple of Python ints takes about 190, and an hour of footage holds tens of thousands."""
+
+    __slots__ = ("_ints",)
+
+    def __init__(self, points: Iterable[Sequence[int]] = ()) -> None:
+        self._ints = array("i")
+        for point in points:
+            self.append(point)
+
+    def append(self, point: Sequence[int]) -> None:
+        if len(point) != 5:
+            raise ValueError(f"a track sample is (frame, x, y, w, h), not {point!r}")
+        self._ints.extend(point)
+
+    def __len__(self) -> int:
+        return len(self._ints) // 5
+
+    @overload
+    def __getitem__(self, i: int) -> TrackPoint: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[TrackPoint]: ...
+    def __getitem__(self, i: int | slice) -> TrackPoint | list[TrackPoint]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        n = len(self)
+        k = i + n if i < 0 else i
+        if not 0 <= k < n:
+            raise IndexError("track sample index out of range")
+        f, x, y, w, h = self._ints[5 * k : 5 * k + 5]
+        return (f, x, y, w, h)
+
+    def __iter__(self) -> Iterator[TrackPoint]:
+        ints = iter(self._ints)
+        return zip(ints, ints, ints, ints, ints, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TrackSamples):
+            return self._ints == other._ints
+        return isinstance(other, Sequence) and list(self) == [tuple(p) for p in other]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TrackSamples({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class TrackResult:
     carts: dict[str, ProposedCart]
@@ -273,12 +322,16 @@ class TrackResult:
     threshold: float
     stats: dict[str, Any]
     truncated_at: float | None
-    tracks: dict[str, list[TrackPoint]] = field(default_factory=dict)
+    tracks: dict[str, TrackSamples] = field(default_factory=dict)
     # seconds at the start skipped because they did not show the shelf (a garbled start); None: none
     started_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return result_to_dict(self)
+
+    def tracks_json(self) -> dict[str, list[list[int]]]:
+        """The shopper tracks as JSON holds them: {token: [[frame, x, y, w, h], ...]}."""
+        return {token: [list(p) for p in pts] for token, pts in self.tracks.items()}
 
     def caveats(self) -> list[str]:
         """What limits this result, in words for a person (the CLI, a supervisor's footage note)."""
@@ -335,7 +388,7 @@ def result_to_dict(result: TrackResult) -> dict[str, Any]:
         "stats": result.stats,
         "truncated_at": result.truncated_at,
         "started_at": result.started_at,
-        "tracks": {token: [list(p) for p in pts] for token, pts in result.tracks.items()},
+        "tracks": result.tracks_json(),
     }
 
 
@@ -377,7 +430,7 @@ def _analysis_size(info: StreamInfo) -> tuple[int, int]:
 class _Visit:
     info: VisitInfo
     desc: Descriptor | None
-    signature: Signature = field(default_factory=lambda: Signature([]))
+    signature: Signature = field(default_factory=Signature)
 
     def present(self, t: float, slack: float = 0.0) -> bool:
         return self.info.entered_at + ENTER_DELAY_S - slack <= t <= self.info.exited_at - EXIT_LEAD_S + slack
@@ -422,6 +475,7 @@ class _RawEvent:
     in_view: list[tuple[Tracklet, int]] = field(default_factory=list)  # every shopper blob in view meanwhile
     # ... summed up once no longer wanted as such: (first, last time, names in view, unnamed tracklets)
     view: tuple[float, float, frozenset[str | None], int] | None = None
+    slim: bool = False  # no blob look left in `seen` (each tracklet has its own by now)
 
 
 class _Pass:
@@ -488,7 +542,7 @@ class _Pass:
         self.paired = 0  # raw events before this one have been through _cancel_pairs
         self.cancelled: list[float] = []  # times of the pick/return pairs it dropped
         self.finished: list[TrackedEvent] = []
-        self.tracks: dict[str, list[TrackPoint]] = {v.info.token: [] for v in visits}
+        self.tracks = {v.info.token: TrackSamples() for v in visits}
         self.by_token = {v.info.token: v for v in visits}
         self.gain = 1.0
         self.frames = 0
@@ -1444,6 +1498,10 @@ def _release_views(p: _Pass, index: int) -> None:
         p.view_of(r)
         if r.cols and (r.kind == "return" or r.end < earliest - int(PAIR_S * p.fps)):
             r.cols = {}
+        if not r.slim:
+            # a blob's own look is asked for only while its tracklet has too few of them (`attribute`)
+            r.seen = [(wt, tr, None if tr.n >= 3 else desc, f) for wt, tr, desc, f in r.seen]
+            r.slim = all(desc is None for _, _, desc, _ in r.seen)
 
 
 def _likeness(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tracking import scene as scene_io
-from tracking.tracker import SHELF_NOT_IN_VIEW
+from tracking.tracker import SHELF_NOT_IN_VIEW, TrackResult
 
 from ..media import local_path
 from ..models import (
@@ -194,7 +194,7 @@ def _transaction_for(*, visit: Visit, footage: Footage, **fields: Any) -> tuple[
     return txn, True
 
 
-def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> None:
+def _record_result(*, footage: Footage, visits: list[Visit], result: TrackResult) -> None:
     from ..tasks import prepare_footage_review_task
 
     slots = {s.slot_id: s for s in PlanogramSlot.objects.filter(camera_id=footage.camera_id)}
@@ -263,7 +263,7 @@ def _record_result(*, footage: Footage, visits: list[Visit], result: Any) -> Non
             processed_at=timezone.now(),
             readable_until_s=result.truncated_at,
             tracker_stats=jsonable(stats),
-            tracks=jsonable(getattr(result, "tracks", {}) or {}),
+            tracks=result.tracks_json(),
             error="; ".join(result.caveats()),
         )
         audit_record(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from tracking.people import (
+    SIGNATURE_CAP,
     Blob,
     Descriptor,
+    Signature,
     Tracklet,
     _blob_descriptor,
     _cheapest_labels,
@@ -15,7 +18,7 @@ from tracking.people import (
     desc_vector,
     split_blob,
 )
-from tracking.tracker import _assignments, _bridged
+from tracking.tracker import TrackSamples, _assignments, _bridged
 
 RED = (40, 40, 200)  # BGR
 BLUE = (200, 60, 40)
@@ -107,3 +110,37 @@ def test_the_cheapest_labels_pay_for_each_change() -> None:
     assert _cheapest_labels(then_slightly_other, 2.5) == [0] * 8  # a change dearer than all it saves
     one_column = [[0.0, 1.0]] * 4 + [[0.5, 0.0]] + [[0.0, 1.0]] * 3
     assert _cheapest_labels(one_column, 0.6) == [0] * 8  # two changes to save 0.5
+
+
+def test_a_signature_keeps_at_most_its_cap_of_samples_spread_over_the_visit() -> None:
+    sig = Signature()
+    assert sig.vector() is None
+    rows = [np.array([i, 2 * i, 0.5, 1.0, 1.5, float(i % 7)]) for i in range(SIGNATURE_CAP + 10)]
+    kept: list[np.ndarray] = []
+    for row in rows:  # the same thinning, spelt out on a list
+        sig.add_vector(row)
+        kept.append(row)
+        if len(kept) >= SIGNATURE_CAP:
+            kept = kept[::2]
+        assert len(sig) == len(kept) <= SIGNATURE_CAP
+        if len(kept) >= 3:
+            assert np.array_equal(sig.vector(), np.median(np.vstack(kept), axis=0))
+    assert kept[0] is rows[0] and kept[-1] is rows[-1]
+
+
+def test_track_samples_pack_points_and_read_back_as_tuples() -> None:
+    track = TrackSamples([(3, 10, 20, 30, 40)])
+    track.append([4, 11, 21, 31, 41])
+    track.append((5, -2, 0, 7, 9))  # a box may start left of the frame
+    assert len(track) == 3
+    assert track[0] == (3, 10, 20, 30, 40) and track[-1] == (5, -2, 0, 7, 9)
+    assert track[1:] == [(4, 11, 21, 31, 41), (5, -2, 0, 7, 9)]
+    assert list(track) == [(3, 10, 20, 30, 40), (4, 11, 21, 31, 41), (5, -2, 0, 7, 9)]
+    assert track == [[3, 10, 20, 30, 40], [4, 11, 21, 31, 41], [5, -2, 0, 7, 9]]
+    assert track == TrackSamples(list(track)) and track != TrackSamples()
+    for bad in (3, -4):
+        with pytest.raises(IndexError):
+            track[bad]
+    with pytest.raises(ValueError, match="frame, x, y, w, h"):
+        track.append((1, 2, 3))
+    assert len(track) == 3

@@ -131,6 +131,11 @@ def test_it_attributes_events_between_two_shoppers(scenes: dict[str, Path]) -> N
     assert result.tracks and all(
         isinstance(p, tuple) and len(p) == 5 for pts in result.tracks.values() for p in pts
     )
+    shape = result.tracks_json()
+    assert shape == json.loads(json.dumps(result.to_json()["tracks"]))
+    assert {t: [tuple(p) for p in pts] for t, pts in shape.items()} == {
+        t: list(pts) for t, pts in result.tracks.items()
+    }
 
 
 def test_the_cli_writes_every_visit_with_flag_and_threshold(scenes: dict[str, Path], tmp_path: Path) -> None:
