@@ -205,7 +205,8 @@ def speed(paths: list[Path], repeats: int = SPEED_REPEATS) -> tuple[float, float
 def repeated_scene(src: Path, dst: Path, times: int) -> Path:
     """A scene `times` as long: `src`'s footage played `times` times over (the stream copied, no new
     encode) and its visits again on each pass under new tokens, so the tracker sees `times` as many
-    shoppers come and go. How an hour is made without rendering one."""
+    shoppers come and go. How an hour is made without rendering one. Each pass starts on the full
+    shelf again, as if restocked: the tracker sees the items taken put back with nobody there."""
     d = dst / f"{src.name}-x{times}"
     if (d / "footage.mp4").is_file():
         return d
