@@ -237,8 +237,11 @@ class Signature:
             self.add_vector(desc_vector(d))
 
     def add_vector(self, v: NDArray[np.float64]) -> None:
-        if self._rows is None:
-            self._rows = np.empty((SIGNATURE_CAP, len(v)), np.float64)
+        if self._rows is None or self._n == len(self._rows):  # room for twice as many, up to the cap
+            rows = np.empty((min(SIGNATURE_CAP, max(8, 2 * self._n)), len(v)), np.float64)
+            if self._rows is not None:
+                rows[: self._n] = self._rows[: self._n]
+            self._rows = rows
         self._rows[self._n] = v
         self._n += 1
         self._vector = None
