@@ -6,7 +6,8 @@
 How a clip is redacted, one pass, memory flat in its length:
 1. ffmpeg decodes to planar YUV 4:2:0 through a pipe (every frame, no rate change).
 2. A face detector (tracking.faces, default ``yunet``) runs at a reduced size (longest
-   side at most DETECT_SIDE) on every n-th frame (about five a second) and also on any
+   side DETECT_SIDE, or larger for large frames: a face SMALLEST_FACE tall must stay big
+   enough for the detector) on every n-th frame (about five a second) and also on any
    frame whose picture moved a lot since the last detection.
 3. Frames between two detections wait (at most n-1 of them) and get the boxes of both
    detections, and each face seen in both moved along between them (a face crossing the
@@ -56,7 +57,13 @@ Rect = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 Span = tuple[int, int, int, int]  # x0, y0, x1, y1, exclusive ends
 TrackSample = tuple[int, int, int, int, int]  # frame, x, y, w, h
 
-DETECT_SIDE = 480  # longest side of the picture the face detector sees
+DETECT_SIDE = 480  # longest side of the picture the face detector sees ...
+# ... unless that would shrink a face this tall in the footage (the detector's box, brow to chin:
+# a shopper a few metres from a 720p shelf camera) under the smallest face the detector finds (about
+# 9 px for yunet): 1080p and larger footage is looked at larger, so what a face needs to be blurred
+# does not depend on the camera's resolution
+SMALLEST_FACE = 24
+DETECTOR_SMALLEST = 9
 DETECT_RATE = 5.0  # detections a second, at the least
 MOTION_DETECT = 6.0  # mean grey-level change since the last detection that triggers one now
 FACE_PAD = 0.4  # of a face box's width/height, on each side
@@ -289,7 +296,7 @@ def redact_frame(frame: U8, width: int, height: int, spans: Sequence[Span], keep
 
 
 def _detect_size(width: int, height: int) -> tuple[int, int]:
-    scale = min(1.0, DETECT_SIDE / max(width, height))
+    scale = min(1.0, max(DETECT_SIDE / max(width, height), DETECTOR_SMALLEST / SMALLEST_FACE))
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
