@@ -43,7 +43,7 @@ BENCH_VAR := $(CURDIR)/var/bench
 
 bench: $(STAMP)
 	$(PY) -m tracking.simulator_bench
-	$(PY) -m tracking.bench
+	$(PY) -m tracking.bench --memory
 	$(PY) -m tracking.redact --bench
 	rm -rf $(BENCH_VAR) && mkdir -p $(BENCH_VAR)
 	VAR_DIR=$(BENCH_VAR) DATABASE_URL= CELERY_BROKER_URL= $(PY) manage.py migrate -v0
