@@ -438,6 +438,7 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
 
     txn = (
         Transaction.objects.select_related("store", "visit", "footage", "footage__camera")
+        .defer("footage__tracks")
         .filter(code=code)
         .first()
     )
@@ -447,6 +448,7 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
     events = list(
         EvidenceEvent.objects.filter(transaction=txn)
         .select_related("slot", "product", "footage", "footage__camera")
+        .defer("footage__tracks")  # each event would carry its own copy of the footage's tracks
         .order_by("footage_id", "t_start", "id")
     )
     for event in events:
@@ -461,7 +463,10 @@ def transaction_history(*, code: Any) -> dict[str, Any] | None:
     tasks = list(txn.tasks.select_related("assignee").order_by("created_at", "id"))
     audit = list(AuditEvent.objects.filter(transaction=txn).select_related("actor").order_by("id"))
     clips = list(
-        Clip.objects.filter(transaction=txn).select_related("footage", "footage__camera").order_by("t_start")
+        Clip.objects.filter(transaction=txn)
+        .select_related("footage", "footage__camera")
+        .defer("footage__tracks")
+        .order_by("t_start")
     )
     views: dict[str, list[Any]] = {}
     for event in audit:

@@ -45,6 +45,10 @@ MEDIA_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 Box = tuple[int, int, int, int]
 
+# A footage's shopper tracks: an hour of footage holds tens of thousands of samples, wanted only by
+# the redaction, so a list of its transactions never carries a copy each; a batch reads them once.
+HEAVY_FOOTAGE_FIELDS = ("footage__tracks",)
+
 
 def review_prepare(*, txn_id: int) -> str:
     """Cut the review media of a flagged transaction and queue its primary review task.
@@ -61,7 +65,11 @@ def review_prepare(*, txn_id: int) -> str:
     A transaction never flagged (it settled on its own) that has a task open, a dispute,
     gets its media the same way, and no primary task (`_media_for_open_task`).
     """
-    txn = Transaction.objects.select_related("store", "visit", "footage", "footage__camera").get(pk=txn_id)
+    txn = (
+        Transaction.objects.select_related("store", "visit", "footage", "footage__camera")
+        .defer(*HEAVY_FOOTAGE_FIELDS)
+        .get(pk=txn_id)
+    )
     if txn.state not in REVIEWABLE_STATES:
         return _media_for_open_task(txn)
     if not _needs_media(txn):
@@ -230,6 +238,7 @@ def _waiting(footage_id: int | None) -> list[Transaction]:
         Transaction.objects.filter(footage_id=footage_id, state__in=REVIEWABLE_STATES, clips__isnull=True)
         .exclude(tasks__kind=TaskKind.PRIMARY)
         .select_related("store", "visit", "footage", "footage__camera")
+        .defer(*HEAVY_FOOTAGE_FIELDS)
         .distinct()
     )
 
@@ -281,8 +290,14 @@ class _Plan:
     jobs: list[_ClipJob]
 
 
-def _plan(txn: Transaction) -> _Plan:
-    """The clips a transaction needs (database reads only; the caller makes them)."""
+def _footage_tracks(footage: Footage) -> Any:
+    """The footage's shopper tracks, read once for all the clips cut from it (None: none)."""
+    return Footage.objects.filter(pk=footage.pk).values_list("tracks", flat=True).first() or None
+
+
+def _plan(txn: Transaction, tracks: Any) -> _Plan:
+    """The clips a transaction needs (database reads only; the caller makes them), `tracks` being
+    its footage's (`_footage_tracks`)."""
     footage = txn.footage
     assert footage is not None
     events = list(txn.events.select_related("slot"))
@@ -303,7 +318,7 @@ def _plan(txn: Transaction) -> _Plan:
                 crops={str(e.code): wanted[e] for e in members if e in wanted},
                 private=txn.store.privacy_mode,
                 fps=fps,
-                tracks=footage.tracks or None,
+                tracks=tracks,
             )
         )
     return _Plan(txn=txn, events=events, jobs=jobs)
@@ -415,9 +430,10 @@ def _prepare_batch(batch: list[Transaction], *, own: int | None, queue: bool = T
     queued: dict[int, bool] = {}
     plans: list[_Plan] = []
     own_error: Exception | None = None
+    tracks = _footage_tracks(footage)
     for txn in batch:
         try:
-            plans.append(_plan(txn))
+            plans.append(_plan(txn, tracks))
         except Exception as exc:
             if txn.pk == own:
                 own_error = exc
@@ -512,7 +528,7 @@ def _cut_media(txn: Transaction) -> list[str]:
     """Make and store one transaction's media (its clips at once); the problems met."""
     footage = txn.footage
     assert footage is not None
-    plan = _plan(txn)
+    plan = _plan(txn, _footage_tracks(footage))
     with (
         local_path(footage.file) as video,
         tempfile.TemporaryDirectory(prefix="cr-clips-") as folder,

@@ -28,6 +28,7 @@ from ..models import (
     Decision,
     Dispute,
     EvidenceEvent,
+    Footage,
     Product,
     ReviewTask,
     TaskKind,
@@ -171,7 +172,8 @@ def task_context(task: ReviewTask, *, user: Any, on_deck: ReviewTask | None) -> 
     """Everything the page shows and its script needs, as template context plus one JSON blob."""
     txn = task.transaction
     store = txn.store
-    camera_fps = txn.footage.camera.fps if txn.footage_id and txn.footage.camera_id else 15.0
+    fps = Footage.objects.filter(pk=txn.footage_id).values_list("camera__fps", flat=True).first()
+    camera_fps = fps or 15.0
     proposed = list(txn.proposed_lines.select_related("product").order_by("confidence", "product__sku"))
     events = list(EvidenceEvent.objects.filter(transaction=txn).select_related("product", "slot"))
     clips = list(Clip.objects.filter(transaction=txn, purged_at__isnull=True).prefetch_related("events"))

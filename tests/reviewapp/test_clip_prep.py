@@ -265,3 +265,16 @@ def test_a_cart_still_open_to_dispute_gets_its_clips_before_its_footage_goes(fla
     assert clips.review_prepare(txn_id=txn.pk) == "media made"
     assert Clip.objects.filter(transaction=txn).exists()
     assert not ReviewTask.objects.filter(transaction=txn).exists()  # media only: no one is asked to look
+
+
+def test_the_footage_s_shopper_tracks_are_read_once_for_all_its_carts_media(flagged: list[Any]) -> None:
+    # an hour of footage holds tens of thousands of track samples: never a copy per transaction
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert clips.footage_review_prepare(footage_id=flagged[0].footage_id) == f"{len(flagged)} queued"
+    reads = [q["sql"] for q in queries.captured_queries if '"reviewapp_footage"."tracks"' in q["sql"]]
+    # one read of the footage row itself, not one copy per transaction row joined to it
+    assert len(reads) == 1 and '"reviewapp_transaction"' not in reads[0], reads
+    assert all(Clip.objects.filter(transaction=t).exists() for t in flagged)
