@@ -212,6 +212,10 @@ CELERY_TASK_TIME_LIMITS = {  # seconds, per queue: hard limit; the soft limit is
     "settlement": env_int("CELERY_SETTLEMENT_TIME_LIMIT", 120, minimum=10),
     "default": env_int("CELERY_DEFAULT_TIME_LIMIT", 300, minimum=10),
 }
+# A media task makes the media of at most this many of one footage's flagged carts, then hands the
+# rest to a new message at the back of the queue: an hour of footage's hundreds of carts neither
+# outlast the task's time limit nor hold the media queue while other footage's carts wait
+MEDIA_BATCH_TRANSACTIONS = env_int("MEDIA_BATCH_TRANSACTIONS", 8, minimum=1)
 if CELERY_BROKER_URL.startswith("filesystem"):
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),

@@ -52,9 +52,12 @@ def track_footage_task(footage_id: int) -> str:
 
 def _unless_held(task: Any, outcome: str) -> str:
     """Another media task holds (some of) the transactions: look again later (a holder that died
-    lets its claim lapse)."""
+    lets its claim lapse). More of the footage's transactions are waiting: again at once, behind
+    what else is queued."""
     if outcome == "in progress":
         raise task.retry(countdown=MEDIA_RECHECK_SECONDS)
+    if outcome == "more waiting":
+        raise task.retry(countdown=0)
     return outcome
 
 

@@ -74,8 +74,8 @@ def review_prepare(*, txn_id: int) -> str:
         return _media_for_open_task(txn)
     if not _needs_media(txn):
         return "queued" if review_task_queue(txn=txn, problems=[]) is not None else "already queued"
-    others = [t for t in _waiting(txn.footage_id) if t.pk != txn.pk]
-    queued, held = _prepare_waiting([txn, *others], own=txn.pk)
+    others = [t for t in _waiting(txn.footage_id) if t.pk != txn.pk]  # the rest: their own tasks, the sweep
+    queued, held = _prepare_waiting([txn, *others], own=txn.pk, limit=settings.MEDIA_BATCH_TRANSACTIONS)
     if txn.pk in held:
         return "in progress"  # another media task is making it; the task looks again later
     return "queued" if queued.get(txn.pk) else "already queued"
@@ -98,10 +98,12 @@ def footage_review_prepare(*, footage_id: int) -> str:
     """Cut the media of every flagged transaction of one footage still waiting for it (no clips,
     no review task) and queue each one's review task as soon as its own media is stored.
 
-    A tracked footage's flagged transactions are triaged together and this runs once for them
-    all: one message on the media queue rather than one per transaction, each of which a
-    polling broker delivers a poll apart. Returns "in progress" if another media task holds
-    some of them (the caller looks again; a killed holder's claim lapses).
+    A tracked footage's flagged transactions are triaged together and this runs for them all:
+    one message on the media queue rather than one per transaction, each of which a polling
+    broker delivers a poll apart. At most MEDIA_BATCH_TRANSACTIONS of them (the shortest) are
+    made at a time: "more waiting" says to run it again for the rest, behind what else is
+    queued. Returns "in progress" if another media task holds some of them (the caller looks
+    again; a killed holder's claim lapses).
     """
     waiting = _waiting(footage_id)
     if not waiting:
@@ -109,19 +111,22 @@ def footage_review_prepare(*, footage_id: int) -> str:
     queued = 0
     for txn in [t for t in waiting if not _needs_media(t)]:  # purged or file-less footage
         queued += review_task_queue(txn=txn, problems=[]) is not None
-    done, held = _prepare_waiting([t for t in waiting if _needs_media(t)], own=None)
+    needs = [t for t in waiting if _needs_media(t)]
+    done, held = _prepare_waiting(needs, own=None, limit=settings.MEDIA_BATCH_TRANSACTIONS)
     queued += sum(done.values())
     if held:
         return "in progress"
+    if done and len(needs) > settings.MEDIA_BATCH_TRANSACTIONS:  # (none made: the sweep sees to them)
+        return "more waiting"
     return f"{queued} queued"
 
 
 def _prepare_waiting(
-    txns: list[Transaction], *, own: int | None, queue: bool = True
+    txns: list[Transaction], *, own: int | None, queue: bool = True, limit: int | None = None
 ) -> tuple[dict[int, bool], set[int]]:
-    """Make the media of these transactions of one footage, shortest first, on every core the
-    worker has, and queue each one's review task (unless `queue` is False: it has one) as soon
-    as its own media is stored.
+    """Make the media of these transactions of one footage, shortest first (at most `limit` of
+    them, `own` among them), on every core the worker has, and queue each one's review task
+    (unless `queue` is False: it has one) as soon as its own media is stored.
 
     The transactions are claimed first (one UPDATE each way, `_media_claim`), so two media
     workers never make the same clips. Returns, per transaction made here, whether this call
@@ -130,6 +135,12 @@ def _prepare_waiting(
     if not txns:
         return {}, set()
     candidates = sorted(txns, key=lambda t: (_clip_seconds(t), t.pk))
+    if limit is not None and len(candidates) > limit:
+        first = [t for t in candidates if t.pk == own]
+        candidates = sorted(
+            first + [t for t in candidates if t.pk != own][: limit - len(first)],
+            key=lambda t: (_clip_seconds(t), t.pk),
+        )
     token = uuid.uuid4().hex
     mine = _media_claim(candidates, token)
     held = {t.pk for t in candidates} - mine

@@ -278,3 +278,29 @@ def test_the_footage_s_shopper_tracks_are_read_once_for_all_its_carts_media(flag
     # one read of the footage row itself, not one copy per transaction row joined to it
     assert len(reads) == 1 and '"reviewapp_transaction"' not in reads[0], reads
     assert all(Clip.objects.filter(transaction=t).exists() for t in flagged)
+
+
+def test_the_footage_task_makes_a_few_at_a_time_and_asks_to_run_again_for_the_rest(
+    flagged: list[Any], settings: Any
+) -> None:
+    # an hour of footage's hundreds of flagged carts: never all in one task (its time limit, the
+    # other footage waiting behind it on the media queue)
+    settings.MEDIA_BATCH_TRANSACTIONS = 1
+    footage_id = flagged[0].footage_id
+    by_length = sorted(flagged, key=lambda t: (clips._clip_seconds(t), t.pk))
+    outcomes = [clips.footage_review_prepare(footage_id=footage_id) for _ in flagged]
+    assert outcomes == ["more waiting"] * (len(flagged) - 1) + ["1 queued"]
+    tasks = ReviewTask.objects.filter(transaction__in=flagged).order_by("created_at", "pk")
+    assert list(tasks.values_list("transaction_id", flat=True)) == [t.pk for t in by_length]
+    assert clips.footage_review_prepare(footage_id=footage_id) == "nothing waiting"
+
+
+def test_a_transaction_s_own_media_task_makes_it_first_and_a_few_others_at_most(
+    flagged: list[Any], settings: Any
+) -> None:
+    settings.MEDIA_BATCH_TRANSACTIONS = 1
+    longest = max(flagged, key=lambda t: (clips._clip_seconds(t), t.pk))
+    assert clips.review_prepare(txn_id=longest.pk) == "queued"
+    assert set(
+        ReviewTask.objects.filter(transaction__in=flagged).values_list("transaction_id", flat=True)
+    ) == {longest.pk}

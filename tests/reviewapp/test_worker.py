@@ -111,3 +111,30 @@ def test_a_real_worker_cuts_the_clips_of_a_disputed_cart_that_settled_on_its_own
         worker=celery_worker_process,
     )
     assert list(settled.tasks.values_list("kind", flat=True)) == ["dispute"]
+
+
+def test_a_real_worker_makes_a_footage_s_media_a_batch_at_a_time_until_every_flagged_cart_has_its_task(
+    transactional_db, worker_factory, small_scene
+):
+    from django.db import transaction
+
+    from reviewapp.models import Clip, Store, Transaction
+    from reviewapp.services.audit import Actor
+    from reviewapp.services.ingest import scene_ingest
+    from reviewapp.services.pipeline import footage_queue
+
+    worker = worker_factory(MEDIA_BATCH_TRANSACTIONS="1")  # one flagged cart per media task run
+    scene = scene_ingest(scene_dir=small_scene, store_name="Busy", actor=Actor(label="test"), process=False)
+    Store.objects.filter(pk=scene.footage.store_id).update(review_threshold=1.0)  # every cart flagged
+    with transaction.atomic():
+        footage_queue(footage=scene.footage, actor=Actor(label="test"))
+
+    def all_tasked() -> bool:
+        flagged = Transaction.objects.filter(footage=scene.footage, flagged=True)
+        return flagged.count() >= 2 and not flagged.filter(tasks__isnull=True).exists()
+
+    wait_for(all_tasked, timeout=120, what="every flagged cart's media and task", worker=worker)
+    flagged = Transaction.objects.filter(footage=scene.footage, flagged=True)
+    assert all(Clip.objects.filter(transaction=t).exists() for t in flagged)
+    assert ReviewTask.objects.filter(transaction__in=flagged, kind="primary").count() == flagged.count()
+    assert "prepare_footage_review_task" in worker.output() and "retry: Retry in 0s" in worker.output()
