@@ -45,10 +45,6 @@ MEDIA_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 Box = tuple[int, int, int, int]
 
-# A footage's shopper tracks: an hour of footage holds tens of thousands of samples, wanted only by
-# the redaction, so a list of its transactions never carries a copy each; a batch reads them once.
-HEAVY_FOOTAGE_FIELDS = ("footage__tracks",)
-
 
 def review_prepare(*, txn_id: int) -> str:
     """Cut the review media of a flagged transaction and queue its primary review task.
@@ -67,7 +63,7 @@ def review_prepare(*, txn_id: int) -> str:
     """
     txn = (
         Transaction.objects.select_related("store", "visit", "footage", "footage__camera")
-        .defer(*HEAVY_FOOTAGE_FIELDS)
+        .defer("footage__tracks")  # read once, by `_footage_tracks`
         .get(pk=txn_id)
     )
     if txn.state not in REVIEWABLE_STATES:
@@ -249,7 +245,7 @@ def _waiting(footage_id: int | None) -> list[Transaction]:
         Transaction.objects.filter(footage_id=footage_id, state__in=REVIEWABLE_STATES, clips__isnull=True)
         .exclude(tasks__kind=TaskKind.PRIMARY)
         .select_related("store", "visit", "footage", "footage__camera")
-        .defer(*HEAVY_FOOTAGE_FIELDS)
+        .defer("footage__tracks")  # read once, by `_footage_tracks`
         .distinct()
     )
 
@@ -302,7 +298,9 @@ class _Plan:
 
 
 def _footage_tracks(footage: Footage) -> Any:
-    """The footage's shopper tracks, read once for all the clips cut from it (None: none)."""
+    """The footage's shopper tracks, read once for all the clips cut from it (None: none). An hour
+    of footage holds tens of thousands of samples: the transactions listed with their footage
+    leave them out (`defer`), rather than carry a copy each."""
     return Footage.objects.filter(pk=footage.pk).values_list("tracks", flat=True).first() or None
 
 
