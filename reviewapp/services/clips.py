@@ -131,12 +131,11 @@ def _prepare_waiting(
     if not txns:
         return {}, set()
     candidates = sorted(txns, key=lambda t: (_clip_seconds(t), t.pk))
-    if limit is not None and len(candidates) > limit:
-        first = [t for t in candidates if t.pk == own]
-        candidates = sorted(
-            first + [t for t in candidates if t.pk != own][: limit - len(first)],
-            key=lambda t: (_clip_seconds(t), t.pk),
-        )
+    if limit is not None and len(candidates) > limit:  # the shortest, `own` among them, still in order
+        others = [t.pk for t in candidates if t.pk != own]
+        own_here = len(others) < len(candidates)
+        kept = set(others[: limit - own_here])
+        candidates = [t for t in candidates if t.pk == own or t.pk in kept]
     token = uuid.uuid4().hex
     mine = _media_claim(candidates, token)
     held = {t.pk for t in candidates} - mine
