@@ -46,9 +46,11 @@ The pipeline, one pass over the footage:
    when it walks in at the frame's edge while one visit is entering, or when the
    cheapest one-to-one assignment of the unknown tracklets to the visits not yet
    in view, by look (learned in this camera, else the gate image's), names it
-   and every other naming of it costs clearly more. Once the footage is read,
-   each event goes to the visit whose blobs were beside the slot in the
-   `REACH_WINDOW_S` before the reach ended: when the changed position's column
+   and every other naming of it costs clearly more. Once nothing more can be
+   learned about it (every visit that could have made it has left, its blobs are
+   no longer followed: `_finish_settled`), each event goes to the visit whose
+   blobs were beside the slot in the `REACH_WINDOW_S` before the reach ended:
+   when the changed position's column
    first showed its new view for good (no look like the old view after it), which
    can be long before the slot settled (a shopper standing in front). Named
    tracklets count as they are, others by their look against the look of each
@@ -59,7 +61,8 @@ The pipeline, one pass over the footage:
    whose quiet views before the pick and after the return are the same cancel
    out (a shopper standing in front of the slot), when both go to one shopper or
    the returner never took that product. Pairs older than `HORIZON_S` are settled
-   while the footage is read, so memory stays flat in the footage's length.
+   while the footage is read, and events are scored and their evidence let go as
+   soon as their result is settled, so memory stays flat in the footage's length.
 7. Score each event from its evidence (`tracking.confidence`): count clarity,
    match scores, attribution margin, how long the slot was covered and stayed
    disturbed, merged shoppers beside it, and fold the events into lines and a cart confidence (a
@@ -476,6 +479,8 @@ class _RawEvent:
     # ... summed up once no longer wanted as such: (first, last time, names in view, unnamed tracklets)
     view: tuple[float, float, frozenset[str | None], int] | None = None
     slim: bool = False  # no blob look left in `seen` (each tracklet has its own by now)
+    finished: bool = False  # scored (or dropped) and its evidence let go; `token` is whose it went to
+    token: str | None = None
 
 
 class _Pass:
@@ -540,6 +545,7 @@ class _Pass:
         self.next_tracklet = 0
         self.raw: list[_RawEvent] = []
         self.paired = 0  # raw events before this one have been through _cancel_pairs
+        self.done = 0  # raw events before this one are finished (`_finish_settled`)
         self.cancelled: list[float] = []  # times of the pick/return pairs it dropped
         self.finished: list[TrackedEvent] = []
         self.tracks = {v.info.token: TrackSamples() for v in visits}
@@ -1197,16 +1203,20 @@ class _Pass:
         ]
         return max(0, len(missing) - unnamed)
 
-    def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...], float]:
-        """Whose event this was: the visit, the margin over the runner-up, the candidates (best first),
-        and the share of the evidence that came from shoppers known by name (not only by look)."""
+    def candidates(self, ev: _RawEvent) -> list[_Visit]:
+        """The visits in the store while the event happened: whose it can be."""
         t0 = ev.start / self.fps
         t1 = ev.end / self.fps
-        cands = [
+        return [
             v
             for v in self.visits
             if v.info.entered_at + ENTER_DELAY_S - 0.5 <= t1 and t0 <= v.info.exited_at - EXIT_LEAD_S + 0.5
         ]
+
+    def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...], float]:
+        """Whose event this was: the visit, the margin over the runner-up, the candidates (best first),
+        and the share of the evidence that came from shoppers known by name (not only by look)."""
+        cands = self.candidates(ev)
         if not cands:
             return None, 0.0, (), 0.0
         if len(cands) == 1:
@@ -1392,21 +1402,18 @@ def track_footage(
     p = _Pass(plan, vis, products, info, size)
     report = DecodeReport()
     expected = max(1, info.frame_count)
-    events: list[TrackedEvent] = []
-    done = 0
     for frame in iter_yuv(footage, size[0], size[1], report, fps=fps):
         p.feed(frame.index, frame.y, frame.buffer)
         if frame.index % 150 == 0:
             _release_views(p, frame.index)
+            _finish_settled(p, frame.index)
             if progress is not None:
                 progress(min(0.99, frame.index / expected))
     p.flush()
     _cancel_pairs(p)
     cancelled = p.cancelled + [f / p.fps for f in p.netted]
-    while done < len(p.raw):
-        if not p.raw[done].dropped:
-            events.append(_finish(p, p.raw[done]))
-        done += 1
+    _finish_settled(p)
+    events = p.finished
     if report.frames == 0:
         raise VideoError(f"{footage}: no frame could be decoded ({report.stderr or 'unknown error'})")
     truncated_at: float | None = None
@@ -1433,6 +1440,8 @@ def _cancel_pairs(p: _Pass, upto: int | None = None) -> None:
     who: dict[int, str | None] = {}
 
     def token(ev: _RawEvent) -> str | None:
+        if ev.finished:
+            return ev.token
         if id(ev) not in who:
             who[id(ev)] = p.attribute(ev)[0]
         return who[id(ev)]
@@ -1490,11 +1499,8 @@ def _release_views(p: _Pass, index: int) -> None:
     while upto < len(p.raw) and p.raw[upto].end < horizon:
         upto += 1
     _cancel_pairs(p, upto)
-    open_starts = [ps.start for ps in p.positions if ps.active]
-    open_starts += [c.start for pend in p.pending for c in pend]
-    open_starts += [r.start for r in p.raw[p.paired :]]
-    earliest = min([index, *open_starts])
-    for r in p.raw[: p.paired]:
+    earliest = _earliest_open(p, index)
+    for r in p.raw[p.done : p.paired]:
         p.view_of(r)
         if r.cols and (r.kind == "return" or r.end < earliest - int(PAIR_S * p.fps)):
             r.cols = {}
@@ -1502,6 +1508,43 @@ def _release_views(p: _Pass, index: int) -> None:
             # a blob's own look is asked for only while its tracklet has too few of them (`attribute`)
             r.seen = [(wt, tr, None if tr.n >= 3 else desc, f) for wt, tr, desc, f in r.seen]
             r.slim = all(desc is None for _, _, desc, _ in r.seen)
+
+
+def _earliest_open(p: _Pass, index: int) -> int:
+    """The earliest start of an event still to come or not yet paired: no pick ending more than
+    PAIR_S before it can be cancelled by a return any more."""
+    open_starts = [ps.start for ps in p.positions if ps.active]
+    open_starts += [c.start for pend in p.pending for c in pend]
+    open_starts += [r.start for r in p.raw[p.paired :]]
+    return min([index, *open_starts])
+
+
+def _finish_settled(p: _Pass, index: int | None = None) -> None:
+    """Finish the raw events, in order, whose result can no longer change at frame `index` (all of
+    them when None: the footage is read), into `p.finished`, and let their evidence go, so that what
+    the tracker holds does not grow with the footage's length.
+
+    An event's result is settled once it is paired and no return still to come can cancel it
+    (`_earliest_open`), every visit that could have made it has left (a visit's look is learned
+    only while it is in the store), and no shopper blob beside the slot is still being followed
+    (a tracklet is named, and its look added to, only while it lasts). The result is then what
+    it would be once the footage is read, and the events are finished in the same order."""
+    earliest = None if index is None else _earliest_open(p, index)
+    live = {id(tr) for tr in p.live}
+    while p.done < (len(p.raw) if index is None else p.paired):
+        r = p.raw[p.done]
+        if not r.dropped and index is not None and earliest is not None:
+            if r.kind == "pick" and r.end >= earliest - int(PAIR_S * p.fps):
+                break
+            if any(index / p.fps <= v.info.exited_at for v in p.candidates(r)):
+                break
+            if any(id(tr) in live for _, tr, _, _ in r.seen):
+                break
+        if not r.dropped:
+            r.token = _finish(p, r).token
+        r.finished = True
+        r.seen, r.in_view, r.changes, r.cols = [], [], [], {}
+        p.done += 1
 
 
 def _likeness(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
@@ -1556,7 +1599,6 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
                 c0, after=c0.runner_up_sku, match=c0.runner_up, runner_up=c0.match, runner_up_sku=c0.after
             )
             ev.changes[0] = c0
-            ev.slot.labels[c0.index] = c0.after
     # nor can they put back what they never took: given to a shopper who holds none of it while another
     # who could have made it does (hidden behind them, say), the look beside the slot says less than
     # what each holds: the return is ambiguous between them (a person must look), and the others, who

@@ -30,6 +30,7 @@ from tracking.tracker import (
     TrackResult,
     VideoError,
     VisitsError,
+    result_to_dict,
 )
 from tracking.video import H264Writer, iter_frames
 
@@ -164,6 +165,36 @@ def test_footage_played_over_again_gives_each_pass_its_own_carts(
         for token, cart in truth.items():
             if k == 2 or token in done_early:
                 assert got[f"{token}_{k}"] == cart, (token, k)
+
+
+def test_events_are_finished_while_the_footage_is_read_with_the_result_they_get_at_its_end(
+    scenes: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that what the tracker holds does not grow with the footage: an event is scored, and its
+    evidence let go, as soon as nothing more can change its result, which is the one it would get
+    once the footage is read."""
+    from tracking import tracker
+
+    scene = repeated_scene(scenes["two_shoppers"], tmp_path, 6)  # two minutes: pairs settle after one
+    settle = tracker._finish_settled
+    during: list[int] = []  # events finished by then, at each call while reading
+
+    def counted(p: tracker._Pass, index: int | None = None) -> None:
+        settle(p, index)
+        if index is not None:
+            during.append(p.done)
+
+    monkeypatch.setattr(tracker, "_finish_settled", counted)
+    early = result_to_dict(run(scene))
+    events = len([e for c in early["carts"].values() for e in c["events"]]) + len(early["unattributed"])
+    assert during and during[-1] >= events // 3, (during, events)  # the first passes' at least
+
+    def at_the_end(p: tracker._Pass, index: int | None = None) -> None:
+        if index is None:
+            settle(p, None)
+
+    monkeypatch.setattr(tracker, "_finish_settled", at_the_end)
+    assert result_to_dict(run(scene)) == early
 
 
 def test_the_cli_writes_every_visit_with_flag_and_threshold(scenes: dict[str, Path], tmp_path: Path) -> None:
@@ -463,6 +494,7 @@ def test_an_unnamed_shopper_is_only_someone_in_the_store_at_that_moment() -> Non
     here = _Visit(VisitInfo("here", 20.0, 60.0, "h.png"), None)
     look = {"gone": 0.0, "here": 0.5}  # the tracklet's look: the shopper who has left
     fake = SimpleNamespace(visits=[gone, here], fps=fps, _distance=lambda vec, v: (v, look[v.info.token]))
+    fake.candidates = lambda ev: _Pass.candidates(fake, ev)  # type: ignore[arg-type]
     tracklet = SimpleNamespace(token_at=lambda frame: None, n=5, mean=np.zeros(6))
 
     def event(seen_at: float) -> _RawEvent:
