@@ -228,15 +228,24 @@ class Signature:
         # the median of the samples, kept until one is added: it is asked for far more often (every
         # distance to this visit) than the samples change
         self._vector: NDArray[np.float64] | None = None
+        self.released = False  # `release`
 
     def __len__(self) -> int:
         return self._n
+
+    def release(self) -> None:
+        """Let the samples go, once no event can ask for this visit's look any more: asking then
+        is a mistake, and raises."""
+        self._rows = self._vector = None
+        self.released = True
 
     def add(self, d: Descriptor | None) -> None:
         if d is not None:
             self.add_vector(desc_vector(d))
 
     def add_vector(self, v: NDArray[np.float64]) -> None:
+        if self.released:
+            raise RuntimeError("a look added to a visit let go")
         if self._rows is None or self._n == len(self._rows):  # room for twice as many, up to the cap
             rows = np.empty((min(SIGNATURE_CAP, max(8, 2 * self._n)), len(v)), np.float64)
             if self._rows is not None:
@@ -251,6 +260,8 @@ class Signature:
             self._rows[: self._n] = kept
 
     def vector(self) -> NDArray[np.float64] | None:
+        if self.released:
+            raise RuntimeError("the look of a visit let go was asked for")
         if self._n < 3 or self._rows is None:
             return None
         if self._vector is None:

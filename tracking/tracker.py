@@ -1510,6 +1510,12 @@ def _release_views(p: _Pass, index: int) -> None:
             r.slim = all(desc is None for _, _, desc, _ in r.seen)
 
 
+# the evidence of a finished raw event, let go: shared, never added to (only a pairing, of events
+# not finished, takes from its changes and views)
+_LET_GO: list[Any] = []
+_NO_COLS: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
+
+
 def _earliest_open(p: _Pass, index: int) -> int:
     """The earliest start of an event still to come or not yet paired: no pick ending more than
     PAIR_S before it can be cancelled by a return any more."""
@@ -1543,8 +1549,20 @@ def _finish_settled(p: _Pass, index: int | None = None) -> None:
         if not r.dropped:
             r.token = _finish(p, r).token
         r.finished = True
-        r.seen, r.in_view, r.changes, r.cols = [], [], [], {}
+        # what `_cancel_pairs` still reads of it is the kind, product, slot, token and whether dropped
+        r.seen, r.in_view, r.changes, r.cols, r.view = _LET_GO, _LET_GO, _LET_GO, _NO_COLS, None
         p.done += 1
+    if earliest is not None:
+        _forget_visits(p, min([earliest, *(r.start for r in p.raw[p.done :])]))
+
+
+def _forget_visits(p: _Pass, first_open: int) -> None:
+    """Let go of the looks learned of the visits that can be no unfinished or future event's
+    candidate any more: they left before the earliest such event started (`candidates`)."""
+    t = first_open / p.fps
+    for v in p.visits:
+        if v.info.exited_at - EXIT_LEAD_S + 0.5 < t and not v.signature.released:
+            v.signature.release()
 
 
 def _likeness(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
