@@ -1535,17 +1535,18 @@ def _finish_settled(p: _Pass, index: int | None = None) -> None:
     only while it is in the store), and no shopper blob beside the slot is still being followed
     (a tracklet is named, and its look added to, only while it lasts). The result is then what
     it would be once the footage is read, and the events are finished in the same order."""
+    end = len(p.raw) if index is None else p.paired
     earliest = None if index is None else _earliest_open(p, index)
     live = {id(tr) for tr in p.live}
-    while p.done < (len(p.raw) if index is None else p.paired):
+    while p.done < end:
         r = p.raw[p.done]
-        if not r.dropped and index is not None and earliest is not None:
-            if r.kind == "pick" and r.end >= earliest - int(PAIR_S * p.fps):
-                break
-            if any(index / p.fps <= v.info.exited_at for v in p.candidates(r)):
-                break
-            if any(id(tr) in live for _, tr, _, _ in r.seen):
-                break
+        if (
+            index is not None
+            and earliest is not None
+            and not r.dropped
+            and not _settled(p, r, index, earliest, live)
+        ):
+            break
         if not r.dropped:
             r.token = _finish(p, r).token
         r.finished = True
@@ -1554,6 +1555,18 @@ def _finish_settled(p: _Pass, index: int | None = None) -> None:
         p.done += 1
     if earliest is not None:
         _forget_visits(p, min([earliest, *(r.start for r in p.raw[p.done :])]))
+
+
+def _settled(p: _Pass, r: _RawEvent, index: int, earliest: int, live: set[int]) -> bool:
+    """Can nothing after frame `index` change this paired raw event's result? `earliest`: the
+    earliest start of an event still to come or not yet paired (`_earliest_open`), `live`: the ids
+    of the tracklets still followed."""
+    if r.kind == "pick" and r.end >= earliest - int(PAIR_S * p.fps):
+        return False  # a return still to come may cancel it
+    if any(index / p.fps <= v.info.exited_at for v in p.candidates(r)):
+        return False  # a visit it may go to is still in the store: its look is still being learned
+    # a shopper blob beside the slot is still followed: it may yet be named, its look added to
+    return not any(id(tr) in live for _, tr, _, _ in r.seen)
 
 
 def _forget_visits(p: _Pass, first_open: int) -> None:
