@@ -479,8 +479,6 @@ class _RawEvent:
     # ... summed up once no longer wanted as such: (first, last time, names in view, unnamed tracklets)
     view: tuple[float, float, frozenset[str | None], int] | None = None
     slim: bool = False  # no blob look left in `seen` (each tracklet has its own by now)
-    finished: bool = False  # scored (or dropped) and its evidence let go; `token` is whose it went to
-    token: str | None = None
 
 
 class _Pass:
@@ -545,7 +543,9 @@ class _Pass:
         self.next_tracklet = 0
         self.raw: list[_RawEvent] = []
         self.paired = 0  # raw events before this one have been through _cancel_pairs
-        self.done = 0  # raw events before this one are finished (`_finish_settled`)
+        # (visit, product) of each pick finished (`_finish_settled`): what each shopper holds, for the
+        # returns still to be paired
+        self.taken: set[tuple[str, str]] = set()
         self.cancelled: list[float] = []  # times of the pick/return pairs it dropped
         self.finished: list[TrackedEvent] = []
         self.tracks = {v.info.token: TrackSamples() for v in visits}
@@ -1440,8 +1440,6 @@ def _cancel_pairs(p: _Pass, upto: int | None = None) -> None:
     who: dict[int, str | None] = {}
 
     def token(ev: _RawEvent) -> str | None:
-        if ev.finished:
-            return ev.token
         if id(ev) not in who:
             who[id(ev)] = p.attribute(ev)[0]
         return who[id(ev)]
@@ -1469,9 +1467,16 @@ def _cancel_pairs(p: _Pass, upto: int | None = None) -> None:
                 break
             same_view = float(np.abs(p_before - r_after).mean()) < PAIR_SAME * CHANGE_DIFF
             returner = token(r)
-            held = returner is not None and any(
-                q is not pk and not q.dropped and q.kind == "pick" and q.sku == r.sku and token(q) == returner
-                for q in raw[:j]
+            held = returner is not None and (
+                (returner, r.sku) in p.taken
+                or any(
+                    q is not pk
+                    and not q.dropped
+                    and q.kind == "pick"
+                    and q.sku == r.sku
+                    and token(q) == returner
+                    for q in raw[:j]
+                )
             )
             if same_view and (token(pk) == returner or not held):
                 r.dropped = True
@@ -1500,7 +1505,7 @@ def _release_views(p: _Pass, index: int) -> None:
         upto += 1
     _cancel_pairs(p, upto)
     earliest = _earliest_open(p, index)
-    for r in p.raw[p.done : p.paired]:
+    for r in p.raw[: p.paired]:
         p.view_of(r)
         if r.cols and (r.kind == "return" or r.end < earliest - int(PAIR_S * p.fps)):
             r.cols = {}
@@ -1508,12 +1513,6 @@ def _release_views(p: _Pass, index: int) -> None:
             # a blob's own look is asked for only while its tracklet has too few of them (`attribute`)
             r.seen = [(wt, tr, None if tr.n >= 3 else desc, f) for wt, tr, desc, f in r.seen]
             r.slim = all(desc is None for _, _, desc, _ in r.seen)
-
-
-# the evidence of a finished raw event, let go: shared, never added to (only a pairing, of events
-# not finished, takes from its changes and views)
-_LET_GO: list[Any] = []
-_NO_COLS: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
 
 
 def _earliest_open(p: _Pass, index: int) -> int:
@@ -1538,8 +1537,9 @@ def _finish_settled(p: _Pass, index: int | None = None) -> None:
     end = len(p.raw) if index is None else p.paired
     earliest = None if index is None else _earliest_open(p, index)
     live = {id(tr) for tr in p.live}
-    while p.done < end:
-        r = p.raw[p.done]
+    done = 0
+    while done < end:
+        r = p.raw[done]
         if (
             index is not None
             and earliest is not None
@@ -1548,13 +1548,14 @@ def _finish_settled(p: _Pass, index: int | None = None) -> None:
         ):
             break
         if not r.dropped:
-            r.token = _finish(p, r).token
-        r.finished = True
-        # what `_cancel_pairs` still reads of it is the kind, product, slot, token and whether dropped
-        r.seen, r.in_view, r.changes, r.cols, r.view = _LET_GO, _LET_GO, _LET_GO, _NO_COLS, None
-        p.done += 1
+            event = _finish(p, r)
+            if r.kind == "pick" and event.token is not None:
+                p.taken.add((event.token, r.sku))
+        done += 1
+    del p.raw[:done]  # all `_cancel_pairs` still wants of them is in `p.taken`
+    p.paired -= done
     if earliest is not None:
-        _forget_visits(p, min([earliest, *(r.start for r in p.raw[p.done :])]))
+        _forget_visits(p, min([earliest, *(r.start for r in p.raw)]))
 
 
 def _settled(p: _Pass, r: _RawEvent, index: int, earliest: int, live: set[int]) -> bool:

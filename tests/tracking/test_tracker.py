@@ -182,7 +182,7 @@ def test_events_are_finished_while_the_footage_is_read_with_the_result_they_get_
     def counted(p: tracker._Pass, index: int | None = None) -> None:
         settle(p, index)
         if index is not None:
-            during.append(p.done)
+            during.append(len(p.finished))
 
     monkeypatch.setattr(tracker, "_finish_settled", counted)
     early = result_to_dict(run(scene))
@@ -475,7 +475,12 @@ def test_a_pick_and_return_that_leave_the_position_as_it_was_cancel_out() -> Non
     for ev in (pick, back, other):
         ev.slot = slot  # type: ignore[attr-defined]
     fake = SimpleNamespace(
-        raw=[pick, back, other], fps=15.0, attribute=lambda ev: ("tok", 1.0, ("tok",)), paired=0, cancelled=[]
+        raw=[pick, back, other],
+        fps=15.0,
+        attribute=lambda ev: ("tok", 1.0, ("tok",)),
+        paired=0,
+        cancelled=[],
+        taken=set(),
     )
     _cancel_pairs(fake, upto=2)  # type: ignore[arg-type]  # while the footage is read: the first two
     assert [pick.dropped, back.dropped, other.dropped] == [True, True, False]  # type: ignore[attr-defined]
