@@ -9,6 +9,7 @@ clip takes a few tens of milliseconds); anything else is re-encoded.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,21 +56,27 @@ def merge_spans(
 
 
 def _video_codec(path: Path) -> tuple[str, str]:
-    """(codec, pixel format) as ffmpeg sees them; there is no ffprobe, so ask ffmpeg itself."""
+    """(codec, pixel format) as ffmpeg sees them; there is no ffprobe, so ask ffmpeg itself: given
+    an input and no output it describes the input and stops (a third of the time of a null
+    output, most of a stream-copy cut's)."""
     try:
-        _out, err = (
-            ffmpeg.input(str(path))
-            .output("-", f="null", t=0)
-            .run(cmd=ffmpeg_binary(), capture_stdout=True, capture_stderr=True)
-        )
-    except ffmpeg.Error as exc:
-        raise ClipError(f"cannot read {path.name}: {_last_line(exc.stderr)}") from exc
+        err = subprocess.run(
+            [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)],
+            capture_output=True,
+            timeout=60,
+            check=False,  # with no output named, ffmpeg always ends in an error
+        ).stderr
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ClipError(f"cannot read {path.name}: {exc}") from exc
     for line in err.decode(errors="replace").splitlines():
         if "Video:" in line:
             parts = line.split("Video:", 1)[1].split(",")
             codec = parts[0].strip().split()[0]
             pix = parts[1].strip().split("(")[0].strip() if len(parts) > 1 else ""
             return codec, pix
+    lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+    if lines and not lines[-1].startswith("At least one output file"):
+        raise ClipError(f"cannot read {path.name}: {lines[-1]}")
     raise ClipError(f"{path.name} has no video stream")
 
 
