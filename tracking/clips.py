@@ -74,9 +74,9 @@ def _video_codec(path: Path) -> tuple[str, str]:
             codec = parts[0].strip().split()[0]
             pix = parts[1].strip().split("(")[0].strip() if len(parts) > 1 else ""
             return codec, pix
-    lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
-    if lines and not lines[-1].startswith("At least one output file"):
-        raise ClipError(f"cannot read {path.name}: {lines[-1]}")
+    last = _last_line(err)
+    if not last.startswith("At least one output file"):  # it read the input, and found no video in it
+        raise ClipError(f"cannot read {path.name}: {last}")
     raise ClipError(f"{path.name} has no video stream")
 
 

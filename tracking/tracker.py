@@ -50,9 +50,9 @@ The pipeline, one pass over the footage:
    learned about it (every visit that could have made it has left, its blobs are
    no longer followed: `_finish_settled`), each event goes to the visit whose
    blobs were beside the slot in the `REACH_WINDOW_S` before the reach ended:
-   when the changed position's column
-   first showed its new view for good (no look like the old view after it), which
-   can be long before the slot settled (a shopper standing in front). Named
+   when the changed position's column first showed its new view for good (no
+   look like the old view after it), which can be long before the slot settled
+   (a shopper standing in front). Named
    tracklets count as they are, others by their look against the look of each
    candidate in the store at that moment; the margin is the score gap. A rival
    in the store then that no shopper in view was known to be may stand hidden

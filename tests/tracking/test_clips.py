@@ -49,3 +49,16 @@ def test_a_truncated_file_is_a_clip_error(small_scene: Path, tmp_path: Path) -> 
 def test_an_empty_span_is_a_clip_error(small_scene: Path, tmp_path: Path) -> None:
     with pytest.raises(ClipError, match="empty clip span"):
         cut_clip(small_scene / "footage.mp4", tmp_path / "clip.mp4", start=4.0, end=4.0)
+
+
+def test_a_file_with_no_picture_is_a_clip_error_saying_so(tmp_path: Path) -> None:
+    import subprocess
+
+    from tracking.ffmpeg import ffmpeg_binary
+
+    sound = tmp_path / "sound.mp4"
+    subprocess.run(
+        [ffmpeg_binary(), "-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-y", str(sound)], check=True
+    )
+    with pytest.raises(ClipError, match="sound.mp4 has no video stream"):
+        cut_clip(sound, tmp_path / "clip.mp4", start=0.0, end=1.0)
