@@ -60,9 +60,12 @@ The pipeline, one pass over the footage:
 6. A pick and a later return of the same facing position (within `PAIR_S`)
    whose quiet views before the pick and after the return are the same cancel
    out (a shopper standing in front of the slot), when both go to one shopper or
-   the returner never took that product. Pairs older than `HORIZON_S` are settled
-   while the footage is read, and events are scored and their evidence let go as
-   soon as their result is settled, so memory stays flat in the footage's length.
+   the returner never took that product. Pairs are settled while the footage is
+   read, as soon as whom each goes to is final (`_known`), or once older than
+   `HORIZON_S`; events are scored and their evidence let go as soon as their
+   result is settled, so memory stays flat in the footage's length, and a visit's
+   cart is handed out (`on_cart`) as soon as nothing still to be read can change
+   it, a few seconds of footage after the visit and everyone beside it left.
 7. Score each event from its evidence (`tracking.confidence`): count clarity,
    match scores, attribution margin, how long the slot was covered and stayed
    disturbed, merged shoppers beside it, and fold the events into lines and a cart confidence (a
@@ -206,6 +209,11 @@ PAIR_S = (
     12.0  # a pick and a return of the same position within this may cancel out (a shopper standing there)
 )
 HORIZON_S = 60.0  # raw events older than this are paired (above) while the footage is still read
+SETTLE_EVERY = 30  # frames: how often events are paired and finished, and carts handed out, while reading
+NEARBY_S = 1.0  # an event tied to nobody this near a visit's time in the store counts against its cart
+# a cart is handed out while the footage is read (`on_cart`) once this much footage after the visit and
+# its last event is read too: a clip of it with a second or two of context has its shoppers' tracks
+CART_TAIL_S = 2.0
 PAIR_SAME = (
     0.8  # share of CHANGE_DIFF under which the views before the pick and after the return are the same
 )
@@ -319,6 +327,29 @@ class TrackSamples(Sequence[TrackPoint]):
 
 
 @dataclass(frozen=True)
+class EarlyCart:
+    """A visit's cart, settled while the footage is still read (`track_footage(on_cart=...)`): the
+    one the result will hold. `unattributed`: the events tied to nobody so far, among them every one
+    that started before the visit ended; `shelf_in_view`: the result's `stats["shelf_in_view"]`;
+    `tracks`: every shopper's track as it stands when the callback runs (to `read_to` seconds: the
+    visit's end, its last event's and `CART_TAIL_S` after them are read; they grow after it)."""
+
+    cart: ProposedCart
+    unattributed: list[TrackedEvent]
+    shelf_in_view: bool
+    read_to: float
+    tracks: dict[str, TrackSamples]
+
+    def tracks_json(self) -> dict[str, list[list[int]]]:
+        return _tracks_json(self.tracks)
+
+
+def _tracks_json(tracks: dict[str, TrackSamples]) -> dict[str, list[list[int]]]:
+    """Shopper tracks as JSON holds them: {token: [[frame, x, y, w, h], ...]}."""
+    return {token: [list(p) for p in pts] for token, pts in tracks.items()}
+
+
+@dataclass(frozen=True)
 class TrackResult:
     carts: dict[str, ProposedCart]
     unattributed: list[TrackedEvent]
@@ -334,7 +365,7 @@ class TrackResult:
 
     def tracks_json(self) -> dict[str, list[list[int]]]:
         """The shopper tracks as JSON holds them: {token: [[frame, x, y, w, h], ...]}."""
-        return {token: [list(p) for p in pts] for token, pts in self.tracks.items()}
+        return _tracks_json(self.tracks)
 
     def caveats(self) -> list[str]:
         """What limits this result, in words for a person (the CLI, a supervisor's footage note)."""
@@ -1362,12 +1393,17 @@ def track_footage(
     gate_dir: Path | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     progress: Callable[[float], None] | None = None,
+    on_cart: Callable[[EarlyCart], None] | None = None,
 ) -> TrackResult:
     """Propose each visit's cart from shelf footage (see the module docstring for the steps).
 
     `planogram` and `visits` are loaded objects or paths to the scene's JSON files;
     product images are read relative to the planogram file (or `gate_dir`'s parent
     when objects are passed), gate images from `gate_dir` (default: next to visits.json).
+
+    `on_cart` is handed each visit's cart as soon as nothing still to be read can change it
+    (`_ready`), while the footage is read: a shopper's cart can go on to review or settle
+    minutes before an hour's footage is done. The result holds the same carts.
     """
     plan, plan_dir = _load_planogram(planogram)
     visit_list, visits_dir = _load_visits(visits)
@@ -1402,11 +1438,15 @@ def track_footage(
     p = _Pass(plan, vis, products, info, size)
     report = DecodeReport()
     expected = max(1, info.frame_count)
+    gaps = stream_gaps(footage, GAP_S)
+    ready: dict[str, ProposedCart] = {}
     for frame in iter_yuv(footage, size[0], size[1], report, fps=fps):
         p.feed(frame.index, frame.y, frame.buffer)
-        if frame.index % 150 == 0:
+        if frame.index % SETTLE_EVERY == 0:
             _release_views(p, frame.index)
             _finish_settled(p, frame.index)
+            if on_cart is not None:
+                _hand_out(p, frame.index, visit_list, threshold, gaps, ready, on_cart)
             if progress is not None:
                 progress(min(0.99, frame.index / expected))
     p.flush()
@@ -1419,8 +1459,9 @@ def track_footage(
     truncated_at: float | None = None
     if (info.frame_count and report.frames < info.frame_count - 1) or report.had_errors:
         truncated_at = round(report.frames / fps, 3)
-    gaps = stream_gaps(footage, GAP_S)
-    result = _assemble(plan, visit_list, events, p, threshold, truncated_at, report, info, cancelled, gaps)
+    result = _assemble(
+        plan, visit_list, events, p, threshold, truncated_at, report, info, cancelled, gaps, ready
+    )
     if progress is not None:
         progress(1.0)
     return result
@@ -1492,15 +1533,71 @@ def _cancel_pairs(p: _Pass, upto: int | None = None) -> None:
     p.paired = max(p.paired, end)
 
 
+def _hand_out(
+    p: _Pass,
+    index: int,
+    visits: list[VisitInfo],
+    threshold: float,
+    gaps: Sequence[tuple[float, float]],
+    ready: dict[str, ProposedCart],
+    on_cart: Callable[[EarlyCart], None],
+) -> None:
+    """Make the carts that nothing after frame `index` can change any more (`_ready`), add them to
+    `ready` and hand each to `on_cart`."""
+    if p.started_at is None:
+        return  # whether the footage shows the planogram's shelf at all is not known yet
+    first_open = min([_earliest_open(p, index), *(r.start for r in p.raw)])
+    waiting = [v for v in visits if v.token not in ready and _ready(p, v, index, first_open)]
+    if not waiting:
+        return
+    events = p.finished
+    by_token, unattributed = _split(visits, events)
+    cancelled = p.cancelled + [f / p.fps for f in p.netted]
+    o = _outlook(p, visits, threshold, None, cancelled, gaps)
+    for v in waiting:
+        evs = by_token[v.token]
+        if max([v.exited_at, *(e.t_end for e in evs)]) + CART_TAIL_S > index / p.fps:
+            continue
+        cart = ready[v.token] = _cart(v, o, evs, events, unattributed)
+        on_cart(EarlyCart(cart, list(unattributed), not o.mismatch, index / p.fps, p.tracks))
+
+
+def _ready(p: _Pass, v: VisitInfo, index: int, first_open: int) -> bool:
+    """Can nothing read after frame `index` change visit `v`'s cart (`_cart`), the shelf being in
+    view since `p.started_at`? `first_open`: the earliest start of an event still to come or not
+    yet finished.
+
+    Every event that could be the visit's, or name it as a rival, or count against it as tied to
+    nobody near it, is finished, and so is every pair of them that could cancel out, and every
+    murmur in its time (they all start at `first_open` or later). No knock of the camera still to
+    be seen (a move counts from the check before it was first seen) nor a loss of the view not yet
+    over can reach back into its time. The footage read past it, so it was not cut short."""
+    fps = p.fps
+    if first_open / fps <= v.exited_at + NEARBY_S:
+        return False
+    if v.exited_at * fps >= min(index, p.shift_seen[0] if p.shift_seen else index) - SHIFT_EVERY:
+        return False
+    # the picture does not look like the shelf now, and has not since a check in the visit's time
+    lost_now = bool(p.unlike) and p.unlike[-1][1] + SHIFT_EVERY > index
+    return not (lost_now and v.exited_at * fps >= p.unlike[-1][0] - SHIFT_EVERY)
+
+
 def _release_views(p: _Pass, index: int) -> None:
-    """Pair the raw events that are old enough (HORIZON_S) and drop the position views no pairing
-    can use any more, so that memory does not grow with the footage's length.
+    """Pair the raw events whose attribution, and that of every raw event before them, is final
+    (`_known`), or that are old enough (HORIZON_S), and drop the position views no pairing can use
+    any more, so that memory does not grow with the footage's length.
 
     A pick's view before is wanted by a return starting at most PAIR_S after the pick; no event
     still to come, nor one not yet paired, can start before the earliest start still open.
     """
     horizon = index - int(HORIZON_S * p.fps)
-    upto = p.paired
+    live = {id(tr) for tr in p.live}
+    known = (
+        0  # every raw event up to here has its final attribution: pairing them now is pairing them at the end
+    )
+    while known < len(p.raw) and _known(p, p.raw[known], index, live):
+        known += 1
+    upto = max(p.paired, known)
     while upto < len(p.raw) and p.raw[upto].end < horizon:
         upto += 1
     _cancel_pairs(p, upto)
@@ -1540,12 +1637,7 @@ def _finish_settled(p: _Pass, index: int | None = None) -> None:
     done = 0
     while done < end:
         r = p.raw[done]
-        if (
-            index is not None
-            and earliest is not None
-            and not r.dropped
-            and not _settled(p, r, index, earliest, live)
-        ):
+        if index is not None and not r.dropped and not _settled(p, r, index, live):
             break
         if not r.dropped:
             event = _finish(p, r)
@@ -1558,16 +1650,38 @@ def _finish_settled(p: _Pass, index: int | None = None) -> None:
         _forget_visits(p, min([earliest, *(r.start for r in p.raw)]))
 
 
-def _settled(p: _Pass, r: _RawEvent, index: int, earliest: int, live: set[int]) -> bool:
-    """Can nothing after frame `index` change this paired raw event's result? `earliest`: the
-    earliest start of an event still to come or not yet paired (`_earliest_open`), `live`: the ids
-    of the tracklets still followed."""
-    if r.kind == "pick" and r.end >= earliest - int(PAIR_S * p.fps):
-        return False  # a return still to come may cancel it
+def _settled(p: _Pass, r: _RawEvent, index: int, live: set[int]) -> bool:
+    """Can nothing after frame `index` change this paired raw event's result? `live`: the ids of
+    the tracklets still followed."""
+    if r.kind == "pick" and _cancellable(p, r, index):
+        return False
+    return _known(p, r, index, live)
+
+
+def _cancellable(p: _Pass, pick: _RawEvent, index: int) -> bool:
+    """Can a return not yet paired, or still to come, cancel this pick (`_cancel_pairs`)? Only a
+    return of the same product to the same slot, starting at most PAIR_S after the pick ended. One
+    still to come starts from a position of that slot busy now, a change of it waiting to be
+    emitted, or after frame `index`."""
+    limit = pick.end + int(PAIR_S * p.fps)
+    for q in p.raw[p.paired :]:
+        if q.kind == "return" and q.slot is pick.slot and q.sku == pick.sku and pick.end <= q.start <= limit:
+            return True
+    k = next(n for n, s in enumerate(p.slots) if s is pick.slot)
+    starts = [index, *(ps.start for ps in p.positions if ps.active and ps.slot == k)]
+    return min([*starts, *(c.start for c in p.pending[k])]) <= limit
+
+
+def _known(p: _Pass, r: _RawEvent, index: int, live: set[int]) -> bool:
+    """Is whom raw event `r` goes to, and who was in view as its reach ended, final at frame
+    `index`? `live`: the ids of the tracklets still followed."""
     if any(index / p.fps <= v.info.exited_at for v in p.candidates(r)):
         return False  # a visit it may go to is still in the store: its look is still being learned
-    # a shopper blob beside the slot is still followed: it may yet be named, its look added to
-    return not any(id(tr) in live for _, tr, _, _ in r.seen)
+    # a shopper blob beside the slot, or in view then, is still followed: it may yet be named, its
+    # look added to
+    return not any(id(tr) in live for _, tr, _, _ in r.seen) and not any(
+        id(tr) in live for tr, _ in r.in_view
+    )
 
 
 def _forget_visits(p: _Pass, first_open: int) -> None:
@@ -1692,6 +1806,134 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
     return event
 
 
+@dataclass(frozen=True)
+class _Outlook:
+    """What every cart's confidence reads of the footage as a whole, as far as it has been read."""
+
+    visits: list[VisitInfo]
+    duration: float  # seconds read
+    mismatch: bool  # the planogram's shelf was never in view
+    started: float  # seconds skipped before the shelf came into view (0: none)
+    lost: list[tuple[float, float]]  # spans the picture did not look like the shelf
+    off: list[tuple[float, float]]  # spans in which the footage showed the shelf wrongly or not at all
+    murmurs: list[float]  # times of positions that changed a little with no event
+    cancelled: list[float]  # times of pick/return pairs dropped
+    truncated_at: float | None
+    threshold: float
+
+    def share(self, t: float) -> float:
+        """One over the number of visits that could be at the shelf at time t."""
+        return 1.0 / max(1, sum(1 for o in self.visits if o.entered_at <= t <= o.exited_at))
+
+
+def _outlook(
+    p: _Pass,
+    visits: list[VisitInfo],
+    threshold: float,
+    truncated_at: float | None,
+    cancelled: Sequence[float],
+    gaps: Sequence[tuple[float, float]],
+) -> _Outlook:
+    # the shelf as the planogram has it was never in view (another camera, a stale planogram, no
+    # picture): nothing the footage showed can be trusted. Or it came into view only after a while:
+    # whoever could have been at it before then may have taken something unseen
+    mismatch = p.view_fit < VIEW_FIT_SHARE
+    # the camera was knocked: from some time before it was seen until it was undone, the picture was off
+    knocked = [((f - SHIFT_EVERY) / p.fps, (f + SHIFT_CONFIRM) / p.fps) for f, _, _ in p.moves]
+    # the picture stopped looking like the shelf for a while: from the check before the first that saw
+    # it, until the first that no longer did (or the end)
+    lost = [
+        ((a - SHIFT_EVERY) / p.fps, (b + SHIFT_EVERY) / p.fps if b + SHIFT_EVERY < p.frames else math.inf)
+        for a, b in p.unlike
+        if b - a >= (VIEW_LOST_S if b + SHIFT_EVERY < p.frames else VIEW_LOST_END_S) * p.fps
+    ]
+    return _Outlook(
+        visits=visits,
+        duration=p.frames / p.fps,
+        mismatch=mismatch,
+        started=(p.started_at or 0) / p.fps,
+        lost=lost,
+        # nobody in the store in these spans is vouched for
+        off=[*knocked, *lost, *gaps],
+        murmurs=[(a + b) / 2 / p.fps for a, b in p.murmurs],
+        cancelled=list(cancelled),
+        truncated_at=truncated_at,
+        threshold=threshold,
+    )
+
+
+def _cart(
+    v: VisitInfo,
+    o: _Outlook,
+    evs: list[TrackedEvent],
+    events: list[TrackedEvent],
+    unattributed: list[TrackedEvent],
+) -> ProposedCart:
+    """Visit `v`'s cart from its events `evs`, all the events `events` and those tied to nobody."""
+    inside = [t for t in o.murmurs if v.entered_at <= t <= v.exited_at]
+    both = {e.slot for e in evs if e.kind == "pick"} & {e.slot for e in evs if e.kind == "return"}
+    qty: dict[str, int] = {}
+    line_conf: dict[str, float] = {}
+    for e in evs:
+        qty[e.sku] = qty.get(e.sku, 0) + (e.qty if e.kind == "pick" else -e.qty)
+        line_conf[e.sku] = line_conf.get(e.sku, 1.0) * e.confidence
+    lines = [ProposedLine(sku, n, round(line_conf[sku], 4)) for sku, n in sorted(qty.items()) if n > 0]
+    seen = v.exited_at >= 0 and v.entered_at <= o.duration
+    cut = o.truncated_at is not None and v.exited_at > o.truncated_at
+    blind = o.mismatch or (o.started > 0 and v.entered_at + ENTER_DELAY_S - 0.5 < o.started)
+    blind = blind or any(v.entered_at <= b and a <= v.exited_at for a, b in o.off)
+    cf = conf.CartFeatures(
+        event_probs=[e.confidence for e in evs],
+        negative=any(n < 0 for n in qty.values()),
+        seen=seen and not cut and not blind,
+        unattributed_nearby=sum(
+            1 for e in unattributed if v.entered_at - NEARBY_S <= e.t_start <= v.exited_at + NEARBY_S
+        ),
+        ambiguous=any(e.ambiguous for e in evs),
+        rivals=max((len(e.candidates) - 1 for e in evs), default=0),
+        min_margin=min((e.attribution_margin for e in evs if len(e.candidates) > 1), default=1.0),
+        overlap=sum(
+            1
+            for w in o.visits
+            if w.token != v.token and w.entered_at < v.exited_at and v.entered_at < w.exited_at
+        ),
+        doubtful=any(e.kind == "return" and e.match_margin < conf.LOOKALIKE_MARGIN for e in evs),
+        murmurs=sum(o.share(t) for t in inside),
+        cancelled=sum(o.share(t) for t in o.cancelled if v.entered_at <= t <= v.exited_at),
+        pairs=len(both),
+        merged=any(e.evidence is not None and e.evidence.merged for e in evs),
+        dwell=max((e.covered_s for e in evs), default=0.0),
+        min_named=min(
+            (e.evidence.named for e in evs if e.evidence is not None and len(e.candidates) > 1),
+            default=1.0,
+        ),
+        contested=max(
+            (
+                1.0 - e.attribution_margin
+                for e in events
+                if e.token != v.token and v.token in e.candidates[1:]
+            ),
+            default=0.0,
+        ),
+    )
+    pc = conf.cart_probability(cf)
+    return ProposedCart(v.token, lines, round(pc, 4), evs, flagged=pc < o.threshold, evidence=cf)
+
+
+def _split(
+    visits: list[VisitInfo], events: list[TrackedEvent]
+) -> tuple[dict[str, list[TrackedEvent]], list[TrackedEvent]]:
+    """The events of each visit, and those tied to nobody."""
+    by_token: dict[str, list[TrackedEvent]] = {v.token: [] for v in visits}
+    unattributed: list[TrackedEvent] = []
+    for e in events:
+        if e.token is None or e.token not in by_token:
+            unattributed.append(e)
+        else:
+            by_token[e.token].append(e)
+    return by_token, unattributed
+
+
 def _assemble(
     plan: Planogram,
     visits: list[VisitInfo],
@@ -1703,92 +1945,19 @@ def _assemble(
     info: StreamInfo,
     cancelled: Sequence[float] = (),
     gaps: Sequence[tuple[float, float]] = (),
+    ready: dict[str, ProposedCart] | None = None,
 ) -> TrackResult:
-    by_token: dict[str, list[TrackedEvent]] = {v.token: [] for v in visits}
-    unattributed: list[TrackedEvent] = []
-    for e in events:
-        if e.token is None or e.token not in by_token:
-            unattributed.append(e)
-        else:
-            by_token[e.token].append(e)
-    duration = p.frames / p.fps
-    # the shelf as the planogram has it was never in view (another camera, a stale planogram, no
-    # picture): nothing the footage showed can be trusted. Or it came into view only after a while:
-    # whoever could have been at it before then may have taken something unseen
-    mismatch = p.view_fit < VIEW_FIT_SHARE
-    started = (p.started_at or 0) / p.fps
-    # the camera was knocked: from some time before it was seen until it was undone, the picture was off
-    knocked = [((f - SHIFT_EVERY) / p.fps, (f + SHIFT_CONFIRM) / p.fps) for f, _, _ in p.moves]
-    # the picture stopped looking like the shelf for a while: from the check before the first that saw
-    # it, until the first that no longer did (or the end)
-    lost = [
-        ((a - SHIFT_EVERY) / p.fps, (b + SHIFT_EVERY) / p.fps if b + SHIFT_EVERY < p.frames else math.inf)
-        for a, b in p.unlike
-        if b - a >= (VIEW_LOST_S if b + SHIFT_EVERY < p.frames else VIEW_LOST_END_S) * p.fps
-    ]
-    # spans in which the footage showed the shelf wrongly or not at all: nobody in the store then is vouched for
-    off = [*knocked, *lost, *gaps]
-
-    def share(t: float) -> float:
-        """One over the number of visits that could be at the shelf at time t."""
-        return 1.0 / max(1, sum(1 for o in visits if o.entered_at <= t <= o.exited_at))
-
-    murmur_t = [(a + b) / 2 / p.fps for a, b in p.murmurs]
-    carts: dict[str, ProposedCart] = {}
-    for v in visits:
-        evs = by_token[v.token]
-        inside = [t for t in murmur_t if v.entered_at <= t <= v.exited_at]
-        both = {e.slot for e in evs if e.kind == "pick"} & {e.slot for e in evs if e.kind == "return"}
-        qty: dict[str, int] = {}
-        line_conf: dict[str, float] = {}
-        for e in evs:
-            qty[e.sku] = qty.get(e.sku, 0) + (e.qty if e.kind == "pick" else -e.qty)
-            line_conf[e.sku] = line_conf.get(e.sku, 1.0) * e.confidence
-        lines = [ProposedLine(sku, n, round(line_conf[sku], 4)) for sku, n in sorted(qty.items()) if n > 0]
-        seen = v.exited_at >= 0 and v.entered_at <= duration
-        cut = truncated_at is not None and v.exited_at > truncated_at
-        blind = mismatch or (started > 0 and v.entered_at + ENTER_DELAY_S - 0.5 < started)
-        blind = blind or any(v.entered_at <= b and a <= v.exited_at for a, b in off)
-        cf = conf.CartFeatures(
-            event_probs=[e.confidence for e in evs],
-            negative=any(n < 0 for n in qty.values()),
-            seen=seen and not cut and not blind,
-            unattributed_nearby=sum(
-                1 for e in unattributed if v.entered_at - 1 <= e.t_start <= v.exited_at + 1
-            ),
-            ambiguous=any(e.ambiguous for e in evs),
-            rivals=max((len(e.candidates) - 1 for e in evs), default=0),
-            min_margin=min((e.attribution_margin for e in evs if len(e.candidates) > 1), default=1.0),
-            overlap=sum(
-                1
-                for o in visits
-                if o.token != v.token and o.entered_at < v.exited_at and v.entered_at < o.exited_at
-            ),
-            doubtful=any(e.kind == "return" and e.match_margin < conf.LOOKALIKE_MARGIN for e in evs),
-            murmurs=sum(share(t) for t in inside),
-            cancelled=sum(share(t) for t in cancelled if v.entered_at <= t <= v.exited_at),
-            pairs=len(both),
-            merged=any(e.evidence is not None and e.evidence.merged for e in evs),
-            dwell=max((e.covered_s for e in evs), default=0.0),
-            min_named=min(
-                (e.evidence.named for e in evs if e.evidence is not None and len(e.candidates) > 1),
-                default=1.0,
-            ),
-            contested=max(
-                (
-                    1.0 - e.attribution_margin
-                    for e in events
-                    if e.token != v.token and v.token in e.candidates[1:]
-                ),
-                default=0.0,
-            ),
-        )
-        pc = conf.cart_probability(cf)
-        carts[v.token] = ProposedCart(v.token, lines, round(pc, 4), evs, flagged=pc < threshold, evidence=cf)
+    """The result, `ready` holding the carts already made while the footage was read."""
+    by_token, unattributed = _split(visits, events)
+    o = _outlook(p, visits, threshold, truncated_at, cancelled, gaps)
+    ready = ready or {}
+    carts = {
+        v.token: ready.get(v.token) or _cart(v, o, by_token[v.token], events, unattributed) for v in visits
+    }
     stats: dict[str, Any] = {
         "frames": p.frames,
         "fps": p.fps,
-        "duration_s": round(duration, 3),
+        "duration_s": round(o.duration, 3),
         "analysis_size": [p.aw, p.ah],
         "events": len(events),
         "unattributed": len(unattributed),
@@ -1798,15 +1967,15 @@ def _assemble(
         "decode_errors": report.stderr[-500:] if report.had_errors else "",
         "expected_frames": info.frame_count,
         "view_fit": round(p.view_fit, 3),
-        "shelf_in_view": not mismatch,
+        "shelf_in_view": not o.mismatch,
         # (from, to) seconds with no picture in the stream
         "gaps": [list(g) for g in gaps],
         # (from, to or None: to the end) seconds in which the picture did not look like the shelf
-        "view_lost": [[round(max(0.0, a), 3), None if b == math.inf else round(b, 3)] for a, b in lost],
+        "view_lost": [[round(max(0.0, a), 3), None if b == math.inf else round(b, 3)] for a, b in o.lost],
         # (time, dx, dy in full-frame pixels) of each shift of the camera undone
         "camera_moves": [
             [round(f / p.fps, 3), round(dx * 2 / p.scale), round(dy * 2 / p.scale)] for f, dx, dy in p.moves
         ],
     }
-    started_at = round(started, 3) if started > 0 and not mismatch else None
+    started_at = round(o.started, 3) if o.started > 0 and not o.mismatch else None
     return TrackResult(carts, unattributed, threshold, stats, truncated_at, p.tracks, started_at)

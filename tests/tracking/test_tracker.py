@@ -25,6 +25,7 @@ from tracking.simulator import simulate
 from tracking.track import main as track_main
 from tracking.tracker import (
     DEFAULT_THRESHOLD,
+    EarlyCart,
     PlanogramError,
     TrackingError,
     TrackResult,
@@ -195,6 +196,40 @@ def test_events_are_finished_while_the_footage_is_read_with_the_result_they_get_
 
     monkeypatch.setattr(tracker, "_finish_settled", at_the_end)
     assert result_to_dict(run(scene)) == early
+
+
+def test_carts_are_handed_out_while_the_footage_is_read_as_the_result_holds_them(
+    scenes: dict[str, Path], tmp_path: Path
+) -> None:
+    """A shopper's cart goes on (to review, to be charged) soon after they left, not once the whole
+    footage is read; what is handed out then is what the result holds at the end, and it comes
+    with the shopper tracks a clip of its events needs."""
+    scene = repeated_scene(scenes["two_shoppers"], tmp_path, 6)
+    handed: dict[str, tuple[EarlyCart, dict[str, list[list[int]]]]] = {}
+
+    def take(early: EarlyCart) -> None:
+        assert early.cart.token not in handed  # each cart once
+        handed[early.cart.token] = (early, early.tracks_json())  # the tracks as they stand now
+
+    result = track_footage(
+        scene / "footage.mp4", scene / "planogram.json", scene / "visits.json", on_cart=take
+    )
+    duration = result.stats["duration_s"]
+    fps = result.stats["fps"]
+    visits = {v["token"]: v for v in json.loads((scene / "visits.json").read_text())}
+    # all but the visits still in the store near the end are handed out before it
+    assert {t for t, v in visits.items() if v["exited_at"] < duration - 15} <= set(handed)
+    tracks = result.tracks_json()
+    for token, (early, tracks_then) in handed.items():
+        final = result.carts[token]
+        assert early.cart == final and early.cart.evidence == final.evidence, token
+        assert early.read_to < duration
+        assert early.read_to >= max([visits[token]["exited_at"], *(e.t_end for e in final.events)])
+        assert early.shelf_in_view == result.stats["shelf_in_view"]
+        near = [e for e in result.unattributed if e.t_start <= visits[token]["exited_at"] + 1]
+        assert all(e in early.unattributed for e in near)
+        for who, samples in tracks.items():  # every shopper's track, as far as it was read
+            assert tracks_then[who] == [s for s in samples if s[0] <= early.read_to * fps]
 
 
 def test_the_cli_writes_every_visit_with_flag_and_threshold(scenes: dict[str, Path], tmp_path: Path) -> None:
