@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction as db
@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tracking import scene as scene_io
-from tracking.tracker import SHELF_NOT_IN_VIEW, TrackResult
+from tracking.tracker import SHELF_NOT_IN_VIEW, EarlyCart, ProposedCart, TrackedEvent, TrackResult
 
 from ..media import local_path
 from ..models import (
@@ -66,6 +66,10 @@ def visits_covered(footage: Footage) -> list[Visit]:
 def footage_track(*, footage_id: int, progress_every: float = 0.05) -> str:
     """Run the tracker on one footage file and record a transaction per visit it covers.
 
+    Each visit's cart is recorded and triaged as soon as the tracker hands it out, while the
+    footage is still read (`_Recorder.early`): a flagged one goes to the media queue then, a
+    confident one to settlement; the rest, and what concerns the footage as a whole, at the end.
+
     Idempotent: only footage that is queued is claimed (compare-and-set to processing);
     a crashed run left in processing is claimed again by a redelivered task. Tracking
     errors (corrupt, truncated to nothing, missing file) are recorded on the row and
@@ -87,15 +91,16 @@ def footage_track(*, footage_id: int, progress_every: float = 0.05) -> str:
             last["p"] = fraction
             Footage.objects.filter(pk=footage_id).update(progress=round(fraction, 3))
 
+    recorder = _Recorder(footage, visits)
     try:
         if not footage.file:
             raise TrackingError("the footage has no file")
         with local_path(footage.file) as video, _tracker_inputs(footage, visits) as (planogram, infos):
-            result = track_footage(video, planogram, infos, progress=progress)
+            result = track_footage(video, planogram, infos, progress=progress, on_cart=recorder.early)
     except (TrackingError, OSError, ValueError) as exc:
         _footage_failed(footage=footage, visits=visits, error=f"{type(exc).__name__}: {exc}")
         return "failed"
-    _record_result(footage=footage, visits=visits, result=result)
+    recorder.result(result)
     return "processed"
 
 
@@ -194,85 +199,123 @@ def _transaction_for(*, visit: Visit, footage: Footage, **fields: Any) -> tuple[
     return txn, True
 
 
-def _record_result(*, footage: Footage, visits: list[Visit], result: TrackResult) -> None:
-    from ..tasks import prepare_footage_review_task
+class _Recorder:
+    """Records one footage's tracking: each cart as the tracker hands it out (`early`), then the
+    rest of the result (`result`). A cart recorded before (a redelivered task) is left as it is."""
 
-    slots = {s.slot_id: s for s in PlanogramSlot.objects.filter(camera_id=footage.camera_id)}
-    products = {p.sku: p for p in Product.objects.filter(store_id=footage.store_id)}
-    by_code = {str(v.code): v for v in visits}
-    # An event tied to nobody may belong to any shopper present at the time: all of them go to a human.
-    present_at_unattributed: set[str] = set()
-    for event in result.unattributed:
-        at = footage.started_at + timedelta(seconds=event.t_start)
-        for visit in visits:
-            if visit.entered_at <= at and (visit.exited_at is None or at <= visit.exited_at):
-                present_at_unattributed.add(str(visit.code))
-    with db.atomic():
-        for token, cart in result.carts.items():
-            visit = by_code.get(token)
-            if visit is None:
-                continue
-            txn, created = _transaction_for(
-                visit=visit, footage=footage, confidence=float(cart.confidence), source="tracker"
-            )
-            if not created:
-                continue  # a redelivered task: this visit's cart is already recorded
-            amount = 0
-            for line in cart.lines:
-                product = products[line.sku]
-                ProposedLine.objects.create(
-                    transaction=txn,
-                    product=product,
-                    qty=line.qty,
-                    unit_price=product.price,
-                    confidence=float(line.confidence),
+    def __init__(self, footage: Footage, visits: list[Visit]) -> None:
+        self.footage = footage
+        self.visits = visits
+        self.by_code = {str(v.code): v for v in visits}
+        self.slots = {s.slot_id: s for s in PlanogramSlot.objects.filter(camera_id=footage.camera_id)}
+        self.products = {p.sku: p for p in Product.objects.filter(store_id=footage.store_id)}
+
+    def early(self, early: EarlyCart) -> None:
+        """One cart handed out while the footage is read: recorded and triaged in its own database
+        transaction. Flagged, its media is queued at once, with the shopper tracks read so far,
+        which cover its clips (redaction blurs every shopper in them)."""
+        from ..tasks import prepare_footage_review_task
+
+        visit = self.by_code.get(early.cart.token)
+        if visit is None:
+            return
+        with db.atomic():
+            state = self._cart(visit, early.cart, early.unattributed, shelf_in_view=early.shelf_in_view)
+            if state in (TransactionState.NEEDS_REVIEW, TransactionState.ESCALATED):
+                Footage.objects.filter(pk=self.footage.pk).update(tracks=early.tracks_json())
+                db.on_commit(lambda: prepare_footage_review_task.delay(self.footage.pk))
+
+    def result(self, result: TrackResult) -> None:
+        """The whole result: the carts not handed out before, the events tied to nobody, the
+        footage's stats and tracks; then the media of the flagged carts still waiting for it."""
+        from ..tasks import prepare_footage_review_task
+
+        footage = self.footage
+        shelf_in_view = bool(result.stats.get("shelf_in_view", True))
+        with db.atomic():
+            for token, cart in result.carts.items():
+                visit = self.by_code.get(token)
+                if visit is not None:
+                    self._cart(visit, cart, result.unattributed, shelf_in_view=shelf_in_view)
+            for visit in self.visits:  # the tracker returns every visit; if one is missing, a human looks
+                if str(visit.code) not in result.carts:
+                    txn, created = _transaction_for(visit=visit, footage=footage)
+                    if created:
+                        transaction_triage(
+                            txn=txn,
+                            forced_reasons=["the tracker returned no cart for this visit"],
+                            media=False,
+                        )
+            # the media of all the flagged ones in one task, after the commit
+            db.on_commit(lambda: prepare_footage_review_task.delay(footage.pk))
+            if result.unattributed:
+                _record_events(
+                    footage=footage,
+                    txn=None,
+                    events=result.unattributed,
+                    slots=self.slots,
+                    products=self.products,
                 )
-                amount += line.qty * product.price
-            _record_events(footage=footage, txn=txn, events=cart.events, slots=slots, products=products)
-            Transaction.objects.filter(pk=txn.pk).update(proposed_amount=amount)
-            txn.proposed_amount = amount
-            reasons = []
-            if any(getattr(e, "ambiguous", False) for e in cart.events):
-                reasons.append("ambiguous event")
-            if token in present_at_unattributed:
-                reasons.append("unattributed event during the visit")
-            if not result.stats.get("shelf_in_view", True):
-                reasons.append(SHELF_NOT_IN_VIEW)
-            elif cart.evidence is not None and not cart.evidence.seen:
-                reasons.append(NOT_ALL_SEEN)
-            transaction_triage(txn=txn, forced_reasons=reasons, media=False)
-        for visit in visits:  # the tracker returns every visit; if one is missing, a human looks
-            if str(visit.code) not in result.carts:
-                txn, created = _transaction_for(visit=visit, footage=footage)
-                if created:
-                    transaction_triage(
-                        txn=txn, forced_reasons=["the tracker returned no cart for this visit"], media=False
-                    )
-        # the media of all the flagged ones in one task, after the commit
-        db.on_commit(lambda: prepare_footage_review_task.delay(footage.pk))
-        if result.unattributed:
-            _record_events(
-                footage=footage, txn=None, events=result.unattributed, slots=slots, products=products
+            stats = dict(result.stats or {})
+            if result.truncated_at is not None:
+                stats["truncated_at"] = result.truncated_at
+            Footage.objects.filter(pk=footage.pk).update(
+                status=FootageStatus.PROCESSED,
+                progress=1.0,
+                processed_at=timezone.now(),
+                readable_until_s=result.truncated_at,
+                tracker_stats=jsonable(stats),
+                tracks=result.tracks_json(),
+                error="; ".join(result.caveats()),
             )
-        stats = dict(result.stats or {})
-        if result.truncated_at is not None:
-            stats["truncated_at"] = result.truncated_at
-        Footage.objects.filter(pk=footage.pk).update(
-            status=FootageStatus.PROCESSED,
-            progress=1.0,
-            processed_at=timezone.now(),
-            readable_until_s=result.truncated_at,
-            tracker_stats=jsonable(stats),
-            tracks=result.tracks_json(),
-            error="; ".join(result.caveats()),
+            audit_record(
+                actor=SYSTEM,
+                action="footage.processed",
+                obj=footage,
+                store=footage.store,
+                after={"carts": len(result.carts), "unattributed": len(result.unattributed)},
+            )
+
+    def _cart(
+        self, visit: Visit, cart: ProposedCart, unattributed: Iterable[TrackedEvent], *, shelf_in_view: bool
+    ) -> str | None:
+        """Record one visit's proposed cart and triage it (its media is the caller's to queue).
+        Returns the state it was triaged to; None if the visit's cart was recorded before."""
+        footage = self.footage
+        txn, created = _transaction_for(
+            visit=visit, footage=footage, confidence=float(cart.confidence), source="tracker"
         )
-        audit_record(
-            actor=SYSTEM,
-            action="footage.processed",
-            obj=footage,
-            store=footage.store,
-            after={"carts": len(result.carts), "unattributed": len(result.unattributed)},
-        )
+        if not created:
+            return None  # a redelivered task, or handed out before: this visit's cart is already recorded
+        amount = 0
+        for line in cart.lines:
+            product = self.products[line.sku]
+            ProposedLine.objects.create(
+                transaction=txn,
+                product=product,
+                qty=line.qty,
+                unit_price=product.price,
+                confidence=float(line.confidence),
+            )
+            amount += line.qty * product.price
+        _record_events(footage=footage, txn=txn, events=cart.events, slots=self.slots, products=self.products)
+        Transaction.objects.filter(pk=txn.pk).update(proposed_amount=amount)
+        txn.proposed_amount = amount
+        reasons = []
+        if any(e.ambiguous for e in cart.events):
+            reasons.append("ambiguous event")
+        # an event tied to nobody may belong to any shopper present at the time: all of them go to a human
+        if any(_present(visit, footage.started_at + timedelta(seconds=e.t_start)) for e in unattributed):
+            reasons.append("unattributed event during the visit")
+        if not shelf_in_view:
+            reasons.append(SHELF_NOT_IN_VIEW)
+        elif cart.evidence is not None and not cart.evidence.seen:
+            reasons.append(NOT_ALL_SEEN)
+        return transaction_triage(txn=txn, forced_reasons=reasons, media=False)
+
+
+def _present(visit: Visit, at: datetime) -> bool:
+    return visit.entered_at <= at and (visit.exited_at is None or at <= visit.exited_at)
 
 
 def _record_events(

@@ -13,6 +13,7 @@ from reviewapp.models import Charge, Clip, Footage, ReviewTask, Transaction
 from reviewapp.services.audit import Actor
 from reviewapp.services.ingest import scene_ingest
 from reviewapp.services.pipeline import audit_sample_draw, footage_track, triage_reasons
+from reviewapp.tokens import token_hash
 from tests.conftest import wait_for
 from tracking.tracker import SHELF_NOT_IN_VIEW
 
@@ -158,3 +159,92 @@ def test_footage_with_frames_missing_sends_the_visits_then_to_a_person_saying_wh
     assert during
     for txn in during:
         assert txn.state == "needs_review" and NOT_ALL_SEEN in txn.review_reasons
+
+
+@pytest.fixture(scope="module")
+def long_scene(small_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small scene played three times over (a minute, six visits): the first passes' shoppers
+    leave long before the footage ends."""
+    from tracking.bench import repeated_scene
+
+    return repeated_scene(small_scene, tmp_path_factory.mktemp("long"), 3)
+
+
+def test_a_tracking_run_killed_after_some_carts_were_recorded_runs_again_to_one_transaction_a_visit(
+    db, long_scene, monkeypatch
+):
+    """Carts are recorded as the tracker hands them out; a worker killed in the middle leaves the
+    footage in processing with some of them, and the redelivered task records the rest, none twice."""
+    from reviewapp.services import pipeline
+
+    scene = scene_ingest(scene_dir=long_scene, store_name="Sim", actor=Actor(label="test"), process=False)
+    Footage.objects.filter(pk=scene.footage.pk).update(status="queued")
+    early = pipeline._Recorder.early
+    handed: list[str] = []
+
+    def killed_after_two(self: pipeline._Recorder, cart) -> None:  # type: ignore[no-untyped-def]
+        if len(handed) == 2:
+            raise SystemExit("worker killed")
+        early(self, cart)
+        handed.append(cart.cart.token)
+
+    monkeypatch.setattr(pipeline._Recorder, "early", killed_after_two)
+    with pytest.raises(SystemExit):
+        footage_track(footage_id=scene.footage.pk)
+    footage = Footage.objects.get(pk=scene.footage.pk)
+    assert footage.status == "processing"
+    recorded = {t.visit_id: t for t in Transaction.objects.filter(footage=footage)}
+    assert len(recorded) == 2 and all(t.state != "tracking" for t in recorded.values())
+    assert all(t.triaged_at for t in recorded.values())
+
+    monkeypatch.setattr(pipeline._Recorder, "early", early)
+    assert footage_track(footage_id=scene.footage.pk) == "processed"
+    txns = list(Transaction.objects.filter(footage=footage))
+    assert len(txns) == len(scene.visits) == 6  # every visit once
+    again = {t.visit_id: t for t in txns}
+    for visit_id, txn in recorded.items():  # the carts recorded before are left as they were
+        assert again[visit_id].triaged_at == txn.triaged_at and again[visit_id].confidence == txn.confidence
+        assert again[visit_id].events.count() == txn.events.count()
+
+
+@pytest.mark.worker
+def test_a_shopper_s_cart_is_triaged_and_prepared_while_the_rest_of_the_footage_is_tracked(
+    transactional_db, celery_worker_process, long_scene
+):
+    """The shoppers of the first pass left long before the footage ends: their carts are triaged
+    (and flagged ones queued for their media) before the footage is processed, and everything ends
+    as if recorded at once: a transaction a visit, each flagged one with clips and its task."""
+    result = scene_ingest(scene_dir=long_scene, store_name="Sim", actor=Actor(label="test"))
+    footage = result.footage
+    visits = json.loads((long_scene / "visits.json").read_text())
+
+    def done() -> bool:
+        row = Footage.objects.get(pk=footage.pk)
+        if row.status == "failed":
+            raise AssertionError(row.error)
+        txns = Transaction.objects.filter(footage=footage)
+        return (
+            row.status == "processed"
+            and txns.count() == len(visits)
+            and all(
+                ReviewTask.objects.filter(transaction=t).exists() for t in txns.filter(state="needs_review")
+            )
+            and not txns.filter(state__in=["tracking", "auto_approved"]).exists()
+        )
+
+    wait_for(done, timeout=180, what="tracking, triage, clips and settlement", worker=celery_worker_process)
+    footage.refresh_from_db()
+    assert footage.processed_at is not None
+    txns = list(Transaction.objects.filter(footage=footage).select_related("visit"))
+    assert len(txns) == len(visits)
+    length = (footage.duration_s or 0) / 3
+    first_pass = {token_hash(v["token"]) for v in visits if v["exited_at"] < length}
+    left_early = [t for t in txns if t.visit.token_hash in first_pass]
+    assert left_early and len(left_early) < len(txns)
+    for txn in left_early:
+        assert txn.triaged_at is not None and txn.triaged_at < footage.processed_at
+    for txn in txns:
+        if txn.state == "needs_review":
+            assert Clip.objects.filter(transaction=txn).exists()
+            for event in txn.events.exclude(slot=None):
+                assert event.before_crop and event.after_crop

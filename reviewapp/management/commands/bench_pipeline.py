@@ -3,8 +3,9 @@
     python manage.py bench_pipeline [--scenes 3] [--preset mixed]
 
 Prints: the time to cut one 10 s clip; for each flagged transaction the time from
-being flagged (triage) to a reviewable task (clips cut, task queued); and the
-transactions processed per minute through the whole pipeline with one worker per
+being flagged (triage) to a reviewable task (clips cut, task queued); how long before
+their footage was done being tracked carts were triaged (each as the tracker hands it
+out); and the transactions processed per minute through the whole pipeline with one worker per
 queue. It writes stores and footage into the configured database: use a scratch one
 (`make bench` points it at a temporary SQLite file and broker folder).
 """
@@ -113,6 +114,23 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  of which the first of each footage (nothing ahead in the media queue): "
                 f"{', '.join(f'{v:.2f}s' for v in sorted(firsts.values()))}"
+            )
+        # carts are triaged as the tracker hands them out, while the rest of their footage is read
+        ahead = []
+        for txn in Transaction.objects.filter(footage_id__in=idle_ids).select_related("footage"):
+            assert txn.footage is not None
+            if txn.triaged_at and txn.footage.processed_at:
+                ahead.append((txn.footage.processed_at - txn.triaged_at).total_seconds())
+        if ahead:
+            # the carts handed out only at the end are recorded just before the footage's row is
+            before = [a for a in ahead if a > 0.5]
+            self.stdout.write(
+                f"triaged while their footage was still tracked: {len(before)} of {len(ahead)} transactions"
+                + (
+                    f", median {statistics.median(before):.2f}s before, max {max(before):.2f}s"
+                    if before
+                    else ""
+                )
             )
         txns = list(Transaction.objects.filter(footage_id__in=busy_ids))
         flagged = sum(1 for t in txns if t.flagged)
