@@ -1592,9 +1592,8 @@ def _release_views(p: _Pass, index: int) -> None:
     """
     horizon = index - int(HORIZON_S * p.fps)
     live = {id(tr) for tr in p.live}
-    known = (
-        0  # every raw event up to here has its final attribution: pairing them now is pairing them at the end
-    )
+    # every raw event before `known` has its final attribution: pairing them now is pairing them at the end
+    known = 0
     while known < len(p.raw) and _known(p, p.raw[known], index, live):
         known += 1
     upto = max(p.paired, known)
@@ -1627,7 +1626,7 @@ def _finish_settled(p: _Pass, index: int | None = None) -> None:
     the tracker holds does not grow with the footage's length.
 
     An event's result is settled once it is paired and no return still to come can cancel it
-    (`_earliest_open`), every visit that could have made it has left (a visit's look is learned
+    (`_cancellable`), every visit that could have made it has left (a visit's look is learned
     only while it is in the store), and no shopper blob beside the slot is still being followed
     (a tracklet is named, and its look added to, only while it lasts). The result is then what
     it would be once the footage is read, and the events are finished in the same order."""

@@ -2,7 +2,10 @@
 
 footage_queue ──(tracking queue)──► footage_track ──► transaction per visit ──► transaction_triage
                                                                       auto_approved ──► settlement queue
-                                                                      needs_review  ──► media queue (one task a footage)
+                                                                      needs_review  ──► media queue (the footage's waiting carts)
+
+A visit's transaction is recorded as soon as the tracker hands out its cart, while the rest of
+the footage is still tracked (`_Recorder`).
 """
 
 from __future__ import annotations
