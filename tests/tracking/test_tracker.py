@@ -60,7 +60,21 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run(scene: Path) -> TrackResult:
-    return track_footage(scene / "footage.mp4", scene / "planogram.json", scene / "visits.json")
+    """Track a scene; every cart handed out while it is read (a knocked camera, a view lost, a
+    truncated file, frames missing...) must be, once, the one the result holds."""
+    handed: dict[str, EarlyCart] = {}
+
+    def take(early: EarlyCart) -> None:
+        assert early.cart.token not in handed
+        handed[early.cart.token] = early
+
+    result = track_footage(
+        scene / "footage.mp4", scene / "planogram.json", scene / "visits.json", on_cart=take
+    )
+    for token, early in handed.items():
+        final = result.carts[token]
+        assert early.cart == final and early.cart.evidence == final.evidence, token
+    return result
 
 
 def carts_of(result: TrackResult) -> dict[str, dict[str, int]]:
