@@ -64,7 +64,7 @@ The pipeline, one pass over the footage:
    read, as soon as whom each goes to is final (`_known`), or once older than
    `HORIZON_S`; events are scored and their evidence let go as soon as their
    result is settled, so memory stays flat in the footage's length, and a visit's
-   cart is handed out (`on_cart`) as soon as nothing still to be read can change
+   cart is handed out (`on_carts`) as soon as nothing still to be read can change
    it, a few seconds of footage after the visit and everyone beside it left.
 7. Score each event from its evidence (`tracking.confidence`): count clarity,
    match scores, attribution margin, how long the slot was covered and stayed
@@ -327,14 +327,15 @@ class TrackSamples(Sequence[TrackPoint]):
 
 
 @dataclass(frozen=True)
-class EarlyCart:
-    """A visit's cart, settled while the footage is still read (`track_footage(on_cart=...)`): the
-    one the result will hold. `unattributed`: the events tied to nobody so far, among them every one
-    that started before the visit ended; `shelf_in_view`: the result's `stats["shelf_in_view"]`;
-    `tracks`: every shopper's track as it stands when the callback runs (to `read_to` seconds: the
-    visit's end, its last event's and `CART_TAIL_S` after them are read; they grow after it)."""
+class EarlyCarts:
+    """Carts settled together while the footage is still read (`track_footage(on_carts=...)`):
+    each is the one the result will hold. `unattributed`: the events tied to nobody so far, among
+    them every one that started before any of these visits ended; `shelf_in_view`: the result's
+    `stats["shelf_in_view"]`; `tracks`: every shopper's track as it stands when the callback runs
+    (to `read_to` seconds: each visit's end, its last event's and `CART_TAIL_S` after them are
+    read; they grow after it)."""
 
-    cart: ProposedCart
+    carts: list[ProposedCart]
     unattributed: list[TrackedEvent]
     shelf_in_view: bool
     read_to: float
@@ -1393,7 +1394,7 @@ def track_footage(
     gate_dir: Path | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     progress: Callable[[float], None] | None = None,
-    on_cart: Callable[[EarlyCart], None] | None = None,
+    on_carts: Callable[[EarlyCarts], None] | None = None,
 ) -> TrackResult:
     """Propose each visit's cart from shelf footage (see the module docstring for the steps).
 
@@ -1401,8 +1402,8 @@ def track_footage(
     product images are read relative to the planogram file (or `gate_dir`'s parent
     when objects are passed), gate images from `gate_dir` (default: next to visits.json).
 
-    `on_cart` is handed each visit's cart as soon as nothing still to be read can change it
-    (`_ready`), while the footage is read: a shopper's cart can go on to review or settle
+    `on_carts` is handed each visit's cart as soon as nothing still to be read can change it
+    (`_ready`), while the footage is read, with the others settled at the same point: a shopper's cart can go on to review or settle
     minutes before an hour's footage is done. The result holds the same carts.
     """
     plan, plan_dir = _load_planogram(planogram)
@@ -1445,8 +1446,8 @@ def track_footage(
         if frame.index % SETTLE_EVERY == 0:
             _release_views(p, frame.index)
             _finish_settled(p, frame.index)
-            if on_cart is not None:
-                _hand_out(p, frame.index, visit_list, threshold, gaps, ready, on_cart)
+            if on_carts is not None:
+                _hand_out(p, frame.index, visit_list, threshold, gaps, ready, on_carts)
             if progress is not None:
                 progress(min(0.99, frame.index / expected))
     p.flush()
@@ -1540,10 +1541,10 @@ def _hand_out(
     threshold: float,
     gaps: Sequence[tuple[float, float]],
     ready: dict[str, ProposedCart],
-    on_cart: Callable[[EarlyCart], None],
+    on_carts: Callable[[EarlyCarts], None],
 ) -> None:
     """Make the carts that nothing after frame `index` can change any more (`_ready`), add them to
-    `ready` and hand each to `on_cart`."""
+    `ready` and hand them to `on_carts`, together."""
     if p.started_at is None:
         return  # whether the footage shows the planogram's shelf at all is not known yet
     first_open = min([_earliest_open(p, index), *(r.start for r in p.raw)])
@@ -1554,12 +1555,15 @@ def _hand_out(
     by_token, unattributed = _split(visits, events)
     cancelled = p.cancelled + [f / p.fps for f in p.netted]
     o = _outlook(p, visits, threshold, None, cancelled, gaps)
+    carts = []
     for v in waiting:
         evs = by_token[v.token]
         if max([v.exited_at, *(e.t_end for e in evs)]) + CART_TAIL_S > index / p.fps:
             continue
         cart = ready[v.token] = _cart(v, o, evs, events, unattributed)
-        on_cart(EarlyCart(cart, list(unattributed), not o.mismatch, index / p.fps, p.tracks))
+        carts.append(cart)
+    if carts:
+        on_carts(EarlyCarts(carts, unattributed, not o.mismatch, index / p.fps, p.tracks))
 
 
 def _ready(p: _Pass, v: VisitInfo, index: int, first_open: int) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError
 from django.db import transaction as db
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tracking import clips as cutter
@@ -97,8 +97,8 @@ def footage_review_prepare(*, footage_id: int) -> str:
     A tracked footage's flagged transactions are triaged together and this runs for them all:
     one message on the media queue rather than one per transaction, each of which a polling
     broker delivers a poll apart. At most MEDIA_BATCH_TRANSACTIONS of them (the shortest) are
-    made at a time: "more waiting" says to run it again for the rest, behind what else is
-    queued. Returns "in progress" if another media task holds some of them (the caller looks
+    made at a time: "more waiting" says to run it again for the rest, and for those flagged
+    meanwhile (its carts are handed out while it is tracked), behind what else is queued. Returns "in progress" if another media task holds some of them (the caller looks
     again; a killed holder's claim lapses).
     """
     waiting = _waiting(footage_id)
@@ -112,9 +112,22 @@ def footage_review_prepare(*, footage_id: int) -> str:
     queued += sum(done.values())
     if held:
         return "in progress"
-    if done and len(needs) > settings.MEDIA_BATCH_TRANSACTIONS:  # (none made: the sweep sees to them)
+    # more than a batch, or carts of it flagged meanwhile (handed out while it is still tracked);
+    # none made: the sweep sees to them
+    if done and media_untaken(Transaction.objects.filter(footage_id=footage_id)):
         return "more waiting"
     return f"{queued} queued"
+
+
+def media_untaken(txns: QuerySet[Transaction]) -> list[int]:
+    """Those of these transactions that wait for their review media with no media task on them
+    yet (flagged, no clips, no review task, unclaimed): their ids."""
+    return list(
+        txns.filter(state__in=REVIEWABLE_STATES, clips__isnull=True, media_claimed_at__isnull=True)
+        .exclude(tasks__kind=TaskKind.PRIMARY)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
 
 
 def _prepare_waiting(

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tracking import scene as scene_io
-from tracking.tracker import SHELF_NOT_IN_VIEW, EarlyCart, ProposedCart, TrackedEvent, TrackResult
+from tracking.tracker import SHELF_NOT_IN_VIEW, EarlyCarts, ProposedCart, TrackedEvent, TrackResult
 
 from ..media import local_path
 from ..models import (
@@ -38,6 +38,7 @@ from ..models import (
 )
 from ..states import DomainError, FootageStatus, IllegalTransition, TransactionState, check_transition
 from .audit import SYSTEM, audit_record, jsonable
+from .clips import media_untaken
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def footage_track(*, footage_id: int, progress_every: float = 0.05) -> str:
         if not footage.file:
             raise TrackingError("the footage has no file")
         with local_path(footage.file) as video, _tracker_inputs(footage, visits) as (planogram, infos):
-            result = track_footage(video, planogram, infos, progress=progress, on_cart=recorder.early)
+            result = track_footage(video, planogram, infos, progress=progress, on_carts=recorder.early)
     except (TrackingError, OSError, ValueError) as exc:
         _footage_failed(footage=footage, visits=visits, error=f"{type(exc).__name__}: {exc}")
         return "failed"
@@ -212,27 +213,40 @@ class _Recorder:
         self.by_code = {str(v.code): v for v in visits}
         self.slots = {s.slot_id: s for s in PlanogramSlot.objects.filter(camera_id=footage.camera_id)}
         self.products = {p.sku: p for p in Product.objects.filter(store_id=footage.store_id)}
+        self.sent_for: list[int] = []  # the flagged carts the last media message was sent for
 
-    def early(self, early: EarlyCart) -> None:
-        """One cart handed out while the footage is read: recorded and triaged in its own database
-        transaction. Flagged, its media is queued at once, with the shopper tracks read so far,
-        which cover its clips (redaction blurs every shopper in them)."""
+    def early(self, early: EarlyCarts) -> None:
+        """Carts handed out together while the footage is read: recorded and triaged in one
+        database transaction. If any is flagged, its media is queued at once (`_media`), with the
+        shopper tracks read so far, which cover its clips (redaction blurs every shopper in them)."""
+        with db.atomic():
+            flagged = []
+            for cart in early.carts:
+                visit = self.by_code.get(cart.token)
+                txn = visit and self._cart(visit, cart, early.unattributed, shelf_in_view=early.shelf_in_view)
+                if txn and txn.state in (TransactionState.NEEDS_REVIEW, TransactionState.ESCALATED):
+                    flagged.append(txn.pk)
+            if not flagged:
+                return
+            Footage.objects.filter(pk=self.footage.pk).update(tracks=early.tracks_json())
+            self._media(flagged)
+
+    def _media(self, flagged: list[int]) -> None:
+        """Queue the footage's media task for these flagged carts, after the commit.
+
+        One media message at a time: while the last one sent is still queued (none of the carts
+        it was sent for taken up yet), the media task it starts will find these too, or, if it
+        looked before they were committed, run again for them ("more waiting")."""
         from ..tasks import prepare_footage_review_task
 
-        visit = self.by_code.get(early.cart.token)
-        if visit is None:
+        if not flagged or (self.sent_for and media_untaken(Transaction.objects.filter(pk__in=self.sent_for))):
             return
-        with db.atomic():
-            state = self._cart(visit, early.cart, early.unattributed, shelf_in_view=early.shelf_in_view)
-            if state in (TransactionState.NEEDS_REVIEW, TransactionState.ESCALATED):
-                Footage.objects.filter(pk=self.footage.pk).update(tracks=early.tracks_json())
-                db.on_commit(lambda: prepare_footage_review_task.delay(self.footage.pk))
+        self.sent_for = flagged
+        db.on_commit(lambda: prepare_footage_review_task.delay(self.footage.pk))
 
     def result(self, result: TrackResult) -> None:
         """The whole result: the carts not handed out before, the events tied to nobody, the
         footage's stats and tracks; then the media of the flagged carts still waiting for it."""
-        from ..tasks import prepare_footage_review_task
-
         footage = self.footage
         shelf_in_view = bool(result.stats.get("shelf_in_view", True))
         with db.atomic():
@@ -249,8 +263,7 @@ class _Recorder:
                             forced_reasons=["the tracker returned no cart for this visit"],
                             media=False,
                         )
-            # the media of all the flagged ones in one task, after the commit
-            db.on_commit(lambda: prepare_footage_review_task.delay(footage.pk))
+            self._media(media_untaken(Transaction.objects.filter(footage=footage)))
             if result.unattributed:
                 _record_events(
                     footage=footage,
@@ -281,9 +294,9 @@ class _Recorder:
 
     def _cart(
         self, visit: Visit, cart: ProposedCart, unattributed: Iterable[TrackedEvent], *, shelf_in_view: bool
-    ) -> str | None:
+    ) -> Transaction | None:
         """Record one visit's proposed cart and triage it (its media is the caller's to queue).
-        Returns the state it was triaged to; None if the visit's cart was recorded before."""
+        Returns its transaction; None if the visit's cart was recorded before."""
         footage = self.footage
         txn, created = _transaction_for(
             visit=visit, footage=footage, confidence=float(cart.confidence), source="tracker"
@@ -314,7 +327,8 @@ class _Recorder:
             reasons.append(SHELF_NOT_IN_VIEW)
         elif cart.evidence is not None and not cart.evidence.seen:
             reasons.append(NOT_ALL_SEEN)
-        return transaction_triage(txn=txn, forced_reasons=reasons, media=False)
+        transaction_triage(txn=txn, forced_reasons=reasons, media=False)
+        return txn
 
 
 def _present(visit: Visit, at: datetime) -> bool:

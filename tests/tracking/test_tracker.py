@@ -25,8 +25,9 @@ from tracking.simulator import simulate
 from tracking.track import main as track_main
 from tracking.tracker import (
     DEFAULT_THRESHOLD,
-    EarlyCart,
+    EarlyCarts,
     PlanogramError,
+    ProposedCart,
     TrackingError,
     TrackResult,
     VideoError,
@@ -62,18 +63,19 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def run(scene: Path) -> TrackResult:
     """Track a scene; every cart handed out while it is read (a knocked camera, a view lost, a
     truncated file, frames missing...) must be, once, the one the result holds."""
-    handed: dict[str, EarlyCart] = {}
+    handed: dict[str, ProposedCart] = {}
 
-    def take(early: EarlyCart) -> None:
-        assert early.cart.token not in handed
-        handed[early.cart.token] = early
+    def take(early: EarlyCarts) -> None:
+        for cart in early.carts:
+            assert cart.token not in handed
+            handed[cart.token] = cart
 
     result = track_footage(
-        scene / "footage.mp4", scene / "planogram.json", scene / "visits.json", on_cart=take
+        scene / "footage.mp4", scene / "planogram.json", scene / "visits.json", on_carts=take
     )
-    for token, early in handed.items():
+    for token, cart in handed.items():
         final = result.carts[token]
-        assert early.cart == final and early.cart.evidence == final.evidence, token
+        assert cart == final and cart.evidence == final.evidence, token
     return result
 
 
@@ -219,14 +221,16 @@ def test_carts_are_handed_out_while_the_footage_is_read_as_the_result_holds_them
     footage is read; what is handed out then is what the result holds at the end, and it comes
     with the shopper tracks a clip of its events needs."""
     scene = repeated_scene(scenes["two_shoppers"], tmp_path, 6)
-    handed: dict[str, tuple[EarlyCart, dict[str, list[list[int]]]]] = {}
+    handed: dict[str, tuple[ProposedCart, EarlyCarts, dict[str, list[list[int]]]]] = {}
 
-    def take(early: EarlyCart) -> None:
-        assert early.cart.token not in handed  # each cart once
-        handed[early.cart.token] = (early, early.tracks_json())  # the tracks as they stand now
+    def take(early: EarlyCarts) -> None:
+        tracks = early.tracks_json()  # as they stand now
+        for cart in early.carts:
+            assert cart.token not in handed  # each cart once
+            handed[cart.token] = (cart, early, tracks)
 
     result = track_footage(
-        scene / "footage.mp4", scene / "planogram.json", scene / "visits.json", on_cart=take
+        scene / "footage.mp4", scene / "planogram.json", scene / "visits.json", on_carts=take
     )
     duration = result.stats["duration_s"]
     fps = result.stats["fps"]
@@ -234,9 +238,9 @@ def test_carts_are_handed_out_while_the_footage_is_read_as_the_result_holds_them
     # all but the visits still in the store near the end are handed out before it
     assert {t for t, v in visits.items() if v["exited_at"] < duration - 15} <= set(handed)
     tracks = result.tracks_json()
-    for token, (early, tracks_then) in handed.items():
+    for token, (cart, early, tracks_then) in handed.items():
         final = result.carts[token]
-        assert early.cart == final and early.cart.evidence == final.evidence, token
+        assert cart == final and cart.evidence == final.evidence, token
         assert early.read_to < duration
         assert early.read_to >= max([visits[token]["exited_at"], *(e.t_end for e in final.events)])
         assert early.shelf_in_view == result.stats["shelf_in_view"]
