@@ -295,6 +295,29 @@ def test_the_footage_task_makes_a_few_at_a_time_and_asks_to_run_again_for_the_re
     assert clips.footage_review_prepare(footage_id=footage_id) == "nothing waiting"
 
 
+def test_a_cart_flagged_while_the_footage_task_works_makes_it_run_again(
+    flagged: list[Any], monkeypatch: Any
+) -> None:
+    # carts are flagged as the tracker hands them out, while a media task of their footage may
+    # already be working on the ones before: it runs again for them rather than leave them waiting
+    later, others = flagged[-1], flagged[:-1]
+    Transaction.objects.filter(pk=later.pk).update(state="tracking")  # not flagged yet
+    make = clips._prepare_batch
+
+    def flagged_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        made = make(*args, **kwargs)
+        Transaction.objects.filter(pk=later.pk).update(state="needs_review")
+        return made
+
+    monkeypatch.setattr(clips, "_prepare_batch", flagged_meanwhile)
+    footage_id = later.footage_id
+    assert clips.footage_review_prepare(footage_id=footage_id) == "more waiting"
+    assert all(ReviewTask.objects.filter(transaction=t).exists() for t in others)
+    assert not ReviewTask.objects.filter(transaction=later).exists()
+    assert clips.footage_review_prepare(footage_id=footage_id) == "1 queued"
+    assert ReviewTask.objects.filter(transaction=later).exists()
+
+
 def test_a_transaction_s_own_media_task_makes_it_first_and_a_few_others_at_most(
     flagged: list[Any], settings: Any
 ) -> None:
