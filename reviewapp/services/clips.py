@@ -98,8 +98,9 @@ def footage_review_prepare(*, footage_id: int) -> str:
     one message on the media queue rather than one per transaction, each of which a polling
     broker delivers a poll apart. At most MEDIA_BATCH_TRANSACTIONS of them (the shortest) are
     made at a time: "more waiting" says to run it again for the rest, and for those flagged
-    meanwhile (its carts are handed out while it is tracked), behind what else is queued. Returns "in progress" if another media task holds some of them (the caller looks
-    again; a killed holder's claim lapses).
+    meanwhile (its carts are handed out while it is tracked), behind what else is queued.
+    Returns "in progress" if another media task holds some of them (the caller looks again; a
+    killed holder's claim lapses).
     """
     waiting = _waiting(footage_id)
     if not waiting:
