@@ -211,7 +211,7 @@ PAIR_S = (
 HORIZON_S = 60.0  # raw events older than this are paired (above) while the footage is still read
 SETTLE_EVERY = 30  # frames: how often events are paired and finished, and carts handed out, while reading
 NEARBY_S = 1.0  # an event tied to nobody this near a visit's time in the store counts against its cart
-# a cart is handed out while the footage is read (`on_cart`) once this much footage after the visit and
+# a cart is handed out while the footage is read (`on_carts`) once this much footage after the visit and
 # its last event is read too: a clip of it with a second or two of context has its shoppers' tracks
 CART_TAIL_S = 2.0
 PAIR_SAME = (
@@ -1403,8 +1403,9 @@ def track_footage(
     when objects are passed), gate images from `gate_dir` (default: next to visits.json).
 
     `on_carts` is handed each visit's cart as soon as nothing still to be read can change it
-    (`_ready`), while the footage is read, with the others settled at the same point: a shopper's cart can go on to review or settle
-    minutes before an hour's footage is done. The result holds the same carts.
+    (`_ready`), while the footage is read, with the others settled at the same point: a
+    shopper's cart can go on to review or settle minutes before an hour's footage is done. The
+    result holds the same carts.
     """
     plan, plan_dir = _load_planogram(planogram)
     visit_list, visits_dir = _load_visits(visits)
@@ -1452,7 +1453,7 @@ def track_footage(
                 progress(min(0.99, frame.index / expected))
     p.flush()
     _cancel_pairs(p)
-    cancelled = p.cancelled + [f / p.fps for f in p.netted]
+    cancelled = _cancelled_times(p)
     _finish_settled(p)
     events = p.finished
     if report.frames == 0:
@@ -1553,8 +1554,7 @@ def _hand_out(
         return
     events = p.finished
     by_token, unattributed = _split(visits, events)
-    cancelled = p.cancelled + [f / p.fps for f in p.netted]
-    o = _outlook(p, visits, threshold, None, cancelled, gaps)
+    o = _outlook(p, visits, threshold, None, _cancelled_times(p), gaps)
     carts = []
     for v in waiting:
         evs = by_token[v.token]
@@ -1564,6 +1564,11 @@ def _hand_out(
         carts.append(cart)
     if carts:
         on_carts(EarlyCarts(carts, unattributed, not o.mismatch, index / p.fps, p.tracks))
+
+
+def _cancelled_times(p: _Pass) -> list[float]:
+    """The times of the pick/return pairs dropped so far, and of a slot's pick and return netted."""
+    return p.cancelled + [f / p.fps for f in p.netted]
 
 
 def _ready(p: _Pass, v: VisitInfo, index: int, first_open: int) -> bool:
