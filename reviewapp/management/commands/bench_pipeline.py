@@ -3,7 +3,8 @@
     python manage.py bench_pipeline [--scenes 3] [--preset mixed]
 
 Prints: the time to cut one 10 s clip; for each flagged transaction the time from
-being flagged (triage) to a reviewable task (clips cut, task queued); how long before
+being flagged (triage) to a reviewable task (clips cut, task queued), with a footage's
+flagged carts arriving together and, the target's case, one at a time; how long before
 their footage was done being tracked carts were triaged (each as the tracker hands it
 out); and the transactions processed per minute through the whole pipeline with one worker per
 queue. It writes stores and footage into the configured database: use a scratch one
@@ -39,6 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--preset", default="mixed")
         parser.add_argument("--cache", type=Path, default=settings.BASE_DIR / "var" / "bench-scenes")
         parser.add_argument("--timeout", type=float, default=600)
+        parser.add_argument(
+            "--lone", type=int, default=12, help="flagged transactions triaged again one at a time (step 4)"
+        )
         parser.add_argument(
             "--glob",
             help="use the finished scene folders in --cache matching this pattern (e.g. 'mixed-*-1280x720'), "
@@ -90,6 +94,8 @@ class Command(BaseCommand):
             busy_ids = [self._ingest(folder, tag="load") for folder in scenes]
             self._wait(busy_ids, options["timeout"])
             elapsed = time.perf_counter() - t0
+            # 4. a lone flagged transaction on an idle machine: nothing else queued or running
+            lone = self._lone(idle_ids, options["lone"], options["timeout"])
         finally:
             for proc in workers:
                 proc.terminate()
@@ -132,6 +138,11 @@ class Command(BaseCommand):
                     else ""
                 )
             )
+        if lone:
+            self.stdout.write(
+                f"flag to reviewable (idle, a lone flagged transaction, the target's case): median "
+                f"{statistics.median(lone):.2f}s, p95 {_pct(lone, 0.95):.2f}s, max {max(lone):.2f}s over {len(lone)}"
+            )
         txns = list(Transaction.objects.filter(footage_id__in=busy_ids))
         flagged = sum(1 for t in txns if t.flagged)
         settled = sum(1 for t in txns if t.state == "settled")
@@ -142,6 +153,41 @@ class Command(BaseCommand):
             f"{len(txns) / elapsed * 60:.0f} transactions/minute with one worker per queue"
         )
         self.stdout.write(f"load average at the end: {self._load()} on {os.cpu_count()} cores")
+
+    def _lone(self, footage_ids: list[int], count: int, timeout: float) -> list[float]:
+        """Flag to reviewable for one flagged transaction at a time with every worker idle: each of
+        the first `count` flagged transactions of these footage files is put back to `tracking`
+        (its clips and review task deleted: this is a scratch database) and triaged again by the
+        pipeline's own service, which flags it with the same reasons and queues its media; the
+        time is from that triage to its review task, as in step 2."""
+        from django.db import transaction as db
+
+        from reviewapp.media import delete_file
+        from reviewapp.models import ReviewTask, Transaction
+        from reviewapp.services.pipeline import transaction_triage
+
+        waits = []
+        flagged = Transaction.objects.filter(footage_id__in=footage_ids, flagged=True).order_by("pk")
+        for txn in list(flagged)[:count]:
+            with db.atomic():
+                for clip in txn.clips.all():
+                    for field in (clip.file, clip.redacted_file, clip.poster):
+                        delete_file(field)
+                    clip.delete()
+                ReviewTask.objects.filter(transaction=txn).delete()
+                Transaction.objects.filter(pk=txn.pk).update(state="tracking", triaged_at=None)
+                txn.refresh_from_db()
+                transaction_triage(txn=txn)
+            deadline = time.monotonic() + timeout
+            while not (task := ReviewTask.objects.filter(transaction=txn).first()):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"transaction {txn.pk} was not reviewable within {timeout}s")
+                time.sleep(0.02)
+            txn.refresh_from_db()
+            assert txn.triaged_at is not None and txn.flagged
+            waits.append((task.created_at - txn.triaged_at).total_seconds())
+            time.sleep(1.0)  # let the media worker go back to waiting for work
+        return waits
 
     def _load(self) -> str:
         """The machine's 1, 5 and 15 minute load: other work on it slows every figure above."""
