@@ -42,8 +42,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "store": store,
             "stores": Store.objects.order_by("name"),
             "chart": trend_svg(data["trend"]),
+            "rollup_every": _rollup_every(),
         },
     )
+
+
+def _rollup_every() -> str:
+    """How often the beat rolls the hourly figures up, in words ("minute", "2 minutes")."""
+    from config.celery import BEAT_SCHEDULE
+
+    seconds = float(BEAT_SCHEDULE["roll-up-metrics"]["schedule"])  # type: ignore[arg-type]
+    minutes = max(1, round(seconds / 60))
+    return "minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def trend_svg(trend: list[tuple[Any, dict[str, int]]], width: int = 720, height: int = 160) -> dict[str, Any]:

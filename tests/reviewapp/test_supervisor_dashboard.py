@@ -75,6 +75,8 @@ def test_the_page_shows_the_figures(client, supervisor, history) -> None:
     assert re.search(r'id="fig-queued">1<', html)
     assert re.search(r'id="fig-flagged">33%<', html)
     assert "<svg" in html
+    # the rolled-up figures say how fresh they are: a cart triaged a moment ago is not in them yet
+    assert "rolled up every minute" in html
 
 
 def test_a_reviewer_cannot_see_it(client, reviewer) -> None:
