@@ -211,15 +211,8 @@ def wait_for(
         time.sleep(0.1)
 
 
-WORKER_FIXTURES = {"celery_worker_process", "worker_factory"}
-
-
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
-    """Every test that starts a real worker is marked `worker` (`-m worker` runs them all, as CI
-    does on each broker); tests marked `postgres` skip, with the reason, when the database is SQLite."""
-    for item in items:
-        if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.worker)
+    """Tests marked `postgres` skip, with the reason, when the database is SQLite."""
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("postgres://", "postgresql://")):
         return
