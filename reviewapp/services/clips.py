@@ -121,14 +121,16 @@ def footage_review_prepare(*, footage_id: int) -> str:
 
 
 def media_untaken(txns: QuerySet[Transaction]) -> list[int]:
-    """Those of these transactions that wait for their review media with no media task on them
-    yet (flagged, no clips, no review task, unclaimed): their ids."""
+    """Those of these transactions that wait for their review media (`_awaiting_media`) with no
+    media task on them yet (unclaimed): their ids."""
     return list(
-        txns.filter(state__in=REVIEWABLE_STATES, clips__isnull=True, media_claimed_at__isnull=True)
-        .exclude(tasks__kind=TaskKind.PRIMARY)
-        .values_list("pk", flat=True)
-        .distinct()
+        _awaiting_media(txns).filter(media_claimed_at__isnull=True).values_list("pk", flat=True).distinct()
     )
+
+
+def _awaiting_media(txns: QuerySet[Transaction]) -> QuerySet[Transaction]:
+    """Those of these transactions that wait for their review media: flagged, no clips, no review task."""
+    return txns.filter(state__in=REVIEWABLE_STATES, clips__isnull=True).exclude(tasks__kind=TaskKind.PRIMARY)
 
 
 def _prepare_waiting(
@@ -255,8 +257,7 @@ def _clip_seconds(txn: Transaction) -> float:
 def _waiting(footage_id: int | None) -> list[Transaction]:
     """The flagged transactions of a footage with no media and no task yet."""
     return list(
-        Transaction.objects.filter(footage_id=footage_id, state__in=REVIEWABLE_STATES, clips__isnull=True)
-        .exclude(tasks__kind=TaskKind.PRIMARY)
+        _awaiting_media(Transaction.objects.filter(footage_id=footage_id))
         .select_related("store", "visit", "footage", "footage__camera")
         .defer("footage__tracks")  # read once, by `_footage_tracks`
         .distinct()
