@@ -54,7 +54,8 @@ The pipeline, one pass over the footage:
    look like the old view after it), which can be long before the slot settled
    (a shopper standing in front). Named
    tracklets count as they are, others by their look against the look of each
-   candidate in the store at that moment; the margin is the score gap. A rival
+   candidate in the store at that moment and not named as another blob in view
+   then; the margin is the score gap. A rival
    in the store then that no shopper in view was known to be may stand hidden
    behind the one at the slot: that is evidence too (`unseen`).
 6. A pick and a later return of the same facing position (within `PAIR_S`)
@@ -471,9 +472,9 @@ class _Visit:
         return self.info.entered_at + ENTER_DELAY_S - slack <= t <= self.info.exited_at - EXIT_LEAD_S + slack
 
 
-Observation = tuple[
-    float, Tracklet, Descriptor | None, int
-]  # weight, the blob's tracklet, its description, frame
+# weight, the blob's tracklet, its description, frame, and the other tracklets in view then (whoever
+# they turn out to be was not this blob)
+Observation = tuple[float, Tracklet, Descriptor | None, int, tuple[Tracklet, ...]]
 
 
 @dataclass
@@ -946,7 +947,7 @@ class _Pass:
         seen = self._beside(s, lo, reach_end)
         usual = self._usual_width()
         merged = usual is not None and any(
-            not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _, _ in seen
+            not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _, _, _ in seen
         )
         cols = {id(c): self.change_cols.pop(id(c)) for c in changes if id(c) in self.change_cols}
         in_view = [
@@ -1012,7 +1013,7 @@ class _Pass:
         reach = self.reach
         sy0, sy1 = s.y0 / 2, s.y1 / 2
         masks = dict(self.masks)
-        near: list[tuple[float, Blob, Tracklet]] = []
+        near: list[tuple[float, Blob, Tracklet, tuple[Tracklet, ...]]] = []
         for frame_blobs in self.blobs:
             if (
                 not frame_blobs
@@ -1026,18 +1027,19 @@ class _Pass:
                 if dist <= reach:
                     if mask is not None and dist > 0:  # a gap an arm bridges is no gap
                         dist *= 1.0 - _bridged(mask, b, sx0, sx1, sy0, sy1)
-                    near.append((math.exp(-dist / (reach / 2)), b, tr))
+                    others = tuple(o for _, o in frame_blobs if o is not tr)
+                    near.append((math.exp(-dist / (reach / 2)), b, tr, others))
         if not near:
             return []
         usual = self._usual_width()
-        bodies = [b for _, b, _ in near if usual is None or b.x1 - b.x0 >= NARROW_BLOB * usual] or [
-            b for _, b, _ in near
+        bodies = [b for _, b, _, _ in near if usual is None or b.x1 - b.x0 >= NARROW_BLOB * usual] or [
+            b for _, b, _, _ in near
         ]
         w_ref = min(b.x1 - b.x0 for b in bodies)
         out: list[Observation] = []
-        for wt, b, tr in near:
+        for wt, b, tr, others in near:
             wider = max(0.0, (b.x1 - b.x0) / max(1, w_ref) - 1.0)
-            out.append((wt * math.exp(-DEPTH_W * wider), tr, b.desc, b.frame))
+            out.append((wt * math.exp(-DEPTH_W * wider), tr, b.desc, b.frame, others))
         return out
 
     def _people(self, index: int, fg: NDArray[np.uint8], bgr_small: NDArray[np.uint8]) -> None:
@@ -1256,7 +1258,7 @@ class _Pass:
         index = {v.info.token: i for i, v in enumerate(cands)}
         scores = np.zeros(len(cands))
         named = 0.0
-        for wt, tr, desc, frame in ev.seen:
+        for wt, tr, desc, frame, others in ev.seen:
             token = tr.token_at(frame)
             if token is not None:
                 if token in index:
@@ -1266,9 +1268,16 @@ class _Pass:
             vec = tr.mean if tr.n >= 3 else (desc_vector(desc) if desc is not None else tr.mean)
             if vec is None:
                 continue
-            # a blob no rule named can only be someone in the store at that moment: a tracklet can
-            # outlive its shopper's visit (another walked into it), and its look then is theirs
-            inside = np.array([v.present(frame / self.fps, slack=PRESENT_SLACK_S) for v in cands])
+            # a blob no rule named can only be someone in the store at that moment (a tracklet can
+            # outlive its shopper's visit: another walked into it, and its look then is theirs), and
+            # not someone known to be another blob in view at the same moment
+            elsewhere = {o.token_at(frame) for o in others}
+            inside = np.array(
+                [
+                    v.present(frame / self.fps, slack=PRESENT_SLACK_S) and v.info.token not in elsewhere
+                    for v in cands
+                ]
+            )
             if not inside.any():
                 continue
             d = np.array([self._distance(vec, v)[1] for v in cands])
@@ -1616,8 +1625,8 @@ def _release_views(p: _Pass, index: int) -> None:
             r.cols = {}
         if not r.slim:
             # a blob's own look is asked for only while its tracklet has too few of them (`attribute`)
-            r.seen = [(wt, tr, None if tr.n >= 3 else desc, f) for wt, tr, desc, f in r.seen]
-            r.slim = all(desc is None for _, _, desc, _ in r.seen)
+            r.seen = [(wt, tr, None if tr.n >= 3 else desc, f, o) for wt, tr, desc, f, o in r.seen]
+            r.slim = all(desc is None for _, _, desc, _, _ in r.seen)
 
 
 def _earliest_open(p: _Pass, index: int) -> int:
@@ -1687,7 +1696,7 @@ def _known(p: _Pass, r: _RawEvent, index: int, live: set[int]) -> bool:
         return False  # a visit it may go to is still in the store: its look is still being learned
     # a shopper blob beside the slot, or in view then, is still followed: it may yet be named, its
     # look added to
-    return not any(id(tr) in live for _, tr, _, _ in r.seen) and not any(
+    return not any(id(tr) in live for _, tr, _, _, _ in r.seen) and not any(
         id(tr) in live for tr, _ in r.in_view
     )
 

@@ -568,13 +568,52 @@ def test_an_unnamed_shopper_is_only_someone_in_the_store_at_that_moment() -> Non
             changes=[],
             clarity=1.0,
             covered_frames=0,
-            seen=[(1.0, tracklet, None, int(seen_at * fps))],  # type: ignore[list-item]
+            seen=[(1.0, tracklet, None, int(seen_at * fps), ())],  # type: ignore[list-item]
         )
 
     token, _margin, candidates, _named = _Pass.attribute(fake, event(35.0))  # type: ignore[arg-type]
     assert set(candidates) == {"gone", "here"} and token == "here"
     token, *_ = _Pass.attribute(fake, event(28.0))  # type: ignore[arg-type]  # both still in: by look
     assert token == "gone"
+
+
+def test_an_unnamed_shopper_is_not_someone_seen_elsewhere_at_that_moment() -> None:
+    """An unnamed blob beside the slot that looks most like shopper A, while A is named as another
+    blob in view at that same frame, is the other shopper in the store."""
+    from tracking.scene import VisitInfo
+    from tracking.tracker import _Pass, _RawEvent, _Visit
+
+    fps = 15.0
+    a = _Visit(VisitInfo("a", 0.0, 60.0, "a.png"), None)
+    b = _Visit(VisitInfo("b", 0.0, 60.0, "b.png"), None)
+    look = {"a": 0.0, "b": 0.3}  # the blob looks like A
+    fake = SimpleNamespace(visits=[a, b], fps=fps, _distance=lambda vec, v: (v, look[v.info.token]))
+    fake.candidates = lambda ev: _Pass.candidates(fake, ev)  # type: ignore[arg-type]
+    unnamed = SimpleNamespace(token_at=lambda frame: None, n=5, mean=np.zeros(6))
+    named_a = SimpleNamespace(token_at=lambda frame: "a")
+    frame = int(20 * fps)
+
+    def attribute(others: tuple[object, ...]) -> tuple[str | None, float]:
+        ev = _RawEvent(
+            slot=None,  # type: ignore[arg-type]
+            kind="pick",
+            sku="SKU-1",
+            qty=1,
+            start=frame,
+            end=frame + 15,
+            before_frame=0,
+            after_frame=0,
+            changes=[],
+            clarity=1.0,
+            covered_frames=0,
+            seen=[(1.0, unnamed, None, frame, others)],  # type: ignore[list-item]
+        )
+        token, margin, _cands, _named = _Pass.attribute(fake, ev)  # type: ignore[arg-type]
+        return token, margin
+
+    assert attribute(())[0] == "a"  # nobody else in view: by look
+    token, margin = attribute((named_a,))  # A is the other blob in view then
+    assert token == "b" and margin == 1.0
 
 
 def test_the_last_blob_left_is_not_named_after_the_last_visit_left_if_it_looks_like_another() -> None:
