@@ -1695,10 +1695,10 @@ def _known(p: _Pass, r: _RawEvent, index: int, live: set[int]) -> bool:
     if any(index / p.fps <= v.info.exited_at for v in p.candidates(r)):
         return False  # a visit it may go to is still in the store: its look is still being learned
     # a shopper blob beside the slot, or in view then, is still followed: it may yet be named, its
-    # look added to
-    return not any(id(tr) in live for _, tr, _, _, _ in r.seen) and not any(
-        id(tr) in live for tr, _ in r.in_view
-    )
+    # look added to (`in_view` is let go once the event is paired; `seen` keeps who else was in view)
+    return not any(
+        id(tr) in live or any(id(o) in live for o in others) for _, tr, _, _, others in r.seen
+    ) and not any(id(tr) in live for tr, _ in r.in_view)
 
 
 def _forget_visits(p: _Pass, first_open: int) -> None:
