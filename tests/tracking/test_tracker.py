@@ -594,20 +594,8 @@ def test_an_unnamed_shopper_is_not_someone_seen_elsewhere_at_that_moment() -> No
     frame = int(20 * fps)
 
     def attribute(others: tuple[object, ...]) -> tuple[str | None, float]:
-        ev = _RawEvent(
-            slot=None,  # type: ignore[arg-type]
-            kind="pick",
-            sku="SKU-1",
-            qty=1,
-            start=frame,
-            end=frame + 15,
-            before_frame=0,
-            after_frame=0,
-            changes=[],
-            clarity=1.0,
-            covered_frames=0,
-            seen=[(1.0, unnamed, None, frame, others)],  # type: ignore[list-item]
-        )
+        seen = [(1.0, unnamed, None, frame, others)]
+        ev = _RawEvent(None, "pick", "SKU-1", 1, frame, frame + 15, 0, 0, [], 1.0, 0, seen)  # type: ignore[arg-type]
         token, margin, _cands, _named = _Pass.attribute(fake, ev)  # type: ignore[arg-type]
         return token, margin
 
