@@ -55,7 +55,7 @@ FEATURES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventFeatures:
     kind: str
     qty: int
@@ -101,7 +101,7 @@ class EventFeatures:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CartFeatures:
     event_probs: list[float]
     negative: bool  # a return of something the cart never held

@@ -236,7 +236,7 @@ class VisitsError(TrackingError, scene_files.VisitsError):
     """The visits are malformed or none of them overlaps the footage."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrackedEvent:
     t_start: float
     t_end: float
@@ -259,14 +259,14 @@ class TrackedEvent:
     evidence: conf.EventFeatures | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProposedLine:
     sku: str
     qty: int
     confidence: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProposedCart:
     token: str
     lines: list[ProposedLine]
