@@ -276,6 +276,15 @@ def memory_check(cache: Path, width: int, height: int) -> list[tuple[str, float,
     return out
 
 
+def print_memory(cache: Path, width: int, height: int) -> None:
+    """Print `memory_check`'s peaks, to a tenth of a MB, and the longest footage's peak against the shortest's."""
+    peaks = memory_check(cache, width, height)
+    for label, seconds, kib, visits in peaks:
+        print(f"memory: {label} footage ({seconds:.0f} s, {visits} visits): peak RSS {kib / 1024:.1f} MB")
+    (short, _, first, _), (long, _, last, _) = peaks[0], peaks[-1]
+    print(f"memory: {long} peaks {(last - first) / 1024:+.1f} MB against {short}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tracking.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=sorted(SUITES), default="standard")
@@ -295,8 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.memory_only:
-        for label, seconds, kib, visits in memory_check(args.cache, args.width, args.height):
-            print(f"memory: {label} footage ({seconds:.0f} s, {visits} visits): peak RSS {kib / 1024:.0f} MB")
+        print_memory(args.cache, args.width, args.height)
         return 0
     presets = [p for p in args.presets.split(",") if p]
     suite = SUITES[args.suite]
@@ -351,8 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     if args.memory:
-        for label, seconds, kib, visits in memory_check(args.cache, args.width, args.height):
-            print(f"memory: {label} footage ({seconds:.0f} s, {visits} visits): peak RSS {kib / 1024:.0f} MB")
+        print_memory(args.cache, args.width, args.height)
     return 0
 
 
