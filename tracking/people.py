@@ -188,6 +188,7 @@ class Tracklet:
     n: int = 0
     widths: int = 0  # sum of the blob widths, over `seen` samples
     seen: int = 0
+    shed: int = -1  # the last frame at which a new blob came off it: till then it may have held two
     names: list[tuple[int, str | None]] = field(default_factory=list)  # (from frame, token), in order
 
     def token_at(self, frame: int) -> str | None:

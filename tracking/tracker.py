@@ -79,6 +79,7 @@ The tracker reads only the footage, planogram, visits and gate/product images.
 
 from __future__ import annotations
 
+import itertools
 import math
 from array import array
 from collections import deque
@@ -511,7 +512,9 @@ class _RawEvent:
     in_view: list[tuple[Tracklet, int]] = field(default_factory=list)  # every shopper blob in view meanwhile
     # ... summed up once no longer wanted as such: (first, last time, names in view, unnamed tracklets)
     view: tuple[float, float, frozenset[str | None], int] | None = None
-    slim: bool = False  # no blob look left in `seen` (each tracklet has its own by now)
+    # who was beside the slot before `seen`, over a long disturbance (a shopper standing in front,
+    # several at it in turn)
+    earlier: list[Observation] = field(default_factory=list)
 
 
 class _Pass:
@@ -945,6 +948,7 @@ class _Pass:
         reach_end = max(c.touched if c.touched >= 0 else c.end for c in changes)
         lo = max(start, reach_end - int(REACH_WINDOW_S * self.fps))
         seen = self._beside(s, lo, reach_end)
+        earlier = self._beside(s, start, lo - PEOPLE_EVERY) if lo - start > PEOPLE_EVERY else []
         usual = self._usual_width()
         merged = usual is not None and any(
             not tr.token and tr.width > WIDE_BLOB * usual for _, tr, _, _, _ in seen
@@ -998,6 +1002,7 @@ class _Pass:
                 )
         for ev in self.raw[first_new:]:
             ev.in_view = in_view
+            ev.earlier = earlier
 
     def _beside(self, s: SlotState, start: int, end: int) -> list[Observation]:
         """The shopper blobs within reach of the slot between two frames, weighted by closeness.
@@ -1083,6 +1088,8 @@ class _Pass:
                 # born, or blobs merged or split: who this is starts unknown
                 tr = Tracklet(self.next_tracklet, b.x0, b.x1, index, index)
                 self.next_tracklet += 1
+                for o in trs:  # whatever it came off (and carries on) held it too till now
+                    o.shed = index
                 if not trs and (b.x0 <= 1 or b.x1 >= w - 1):
                     # someone new at the frame's edge: the one visit walking in then, if only one is
                     entering = [v for v in present if t <= v.info.entered_at + ENTRY_WALK_S]
@@ -1129,8 +1136,20 @@ class _Pass:
     def _name(self, index: int, tr: Tracklet, token: str, how: str) -> None:
         """Say who a tracklet is from now on (`how`: the rule that named it), and since its start when
         it had no name yet and the rule vouches for all of it: a look, the frame's edge. Being the one
-        shopper left in the store says nothing about who the blob was while others were there too."""
+        shopper left in the store says nothing about who the blob was while others were there too.
+        Nor does a look, or being the one candidate left, say who a blob was before another came off
+        it (one stood in front of the other), or before the other candidates left the store."""
         since = tr.first if not tr.names and how != "alone" else index
+        if how != "edge":
+            since = max(since, tr.shed)
+        if how == "last-candidate" and since < index:
+            gone = [
+                v.info.exited_at - EXIT_LEAD_S
+                for v in self.visits
+                if v.info.token != token and v.present(since / self.fps) and not v.present(index / self.fps)
+            ]
+            if gone:
+                since = max(since, min(index, int(math.ceil(max(gone) * self.fps))))
         tr.names.append((since, token))
         tr.token = token
 
@@ -1247,26 +1266,54 @@ class _Pass:
             if v.info.entered_at + ENTER_DELAY_S - 0.5 <= t1 and t0 <= v.info.exited_at - EXIT_LEAD_S + 0.5
         ]
 
-    def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...], float]:
+    def attribute(self, ev: _RawEvent) -> tuple[str | None, float, tuple[str, ...], float, float]:
         """Whose event this was: the visit, the margin over the runner-up, the candidates (best first),
-        and the share of the evidence that came from shoppers known by name (not only by look)."""
+        the share of the evidence that came from shoppers known by name (not only by look), and, over
+        a long disturbance, the share of who was beside the slot before its reach ended that points to
+        others than the visit chosen (the hand may have been theirs)."""
         cands = self.candidates(ev)
         if not cands:
-            return None, 0.0, (), 0.0
+            return None, 0.0, (), 0.0, 0.0
         if len(cands) == 1:
-            return cands[0].info.token, 1.0, (cands[0].info.token,), 1.0
+            return cands[0].info.token, 1.0, (cands[0].info.token,), 1.0, 0.0
+        scores, named = self._evidence(ev.seen, cands)
+        order = np.argsort(-scores)
+        total = float(scores.sum())
+        names = tuple(cands[int(i)].info.token for i in order)
+        if total <= 0:
+            return None, 0.0, names, 0.0, 0.0
+        best, second = float(scores[order[0]]), float(scores[order[1]])
+        margin = (best - second) / total
+        before, _ = self._evidence(ev.earlier, cands)
+        rival = 1.0 - float(before[order[0]]) / float(before.sum()) if before.sum() > 0 else 0.0
+        return names[0], margin, names, named / total, rival
+
+    def _evidence(
+        self, seen: Sequence[Observation], cands: Sequence[_Visit]
+    ) -> tuple[NDArray[np.float64], float]:
+        """Each candidate's share of these observations, summed over them (a blob named counts for
+        its visit; one known only by look is shared by likeness among the visits it can be), and how
+        much of it came from named blobs."""
         index = {v.info.token: i for i, v in enumerate(cands)}
         scores = np.zeros(len(cands))
         named = 0.0
-        for wt, tr, desc, frame, others in ev.seen:
+        for wt, tr, desc, frame, others in seen:
             token = tr.token_at(frame)
             if token is not None:
                 if token in index:
                     scores[index[token]] += wt
                     named += wt
                 continue  # someone known, and not a candidate
-            vec = tr.mean if tr.n >= 3 else (desc_vector(desc) if desc is not None else tr.mean)
-            if vec is None:
+            # the tracklet's look over its life, and the blob's own then (a tracklet can hold two
+            # shoppers for a while, one in front of the other: its look over its life is then theirs)
+            vecs = [
+                v
+                for v in (tr.mean if tr.n >= 3 else None, desc_vector(desc) if desc is not None else None)
+                if v is not None
+            ]
+            if not vecs and tr.mean is not None:
+                vecs = [tr.mean]
+            if not vecs:
                 continue
             # a blob no rule named can only be someone in the store at that moment (a tracklet can
             # outlive its shopper's visit: another walked into it, and its look then is theirs), and
@@ -1280,17 +1327,11 @@ class _Pass:
             )
             if not inside.any():
                 continue
-            d = np.array([self._distance(vec, v)[1] for v in cands])
-            p = np.where(inside, np.exp(-(d - d[inside].min()) / APPEARANCE_SCALE), 0.0)
-            scores += wt * p / p.sum()
-        order = np.argsort(-scores)
-        total = float(scores.sum())
-        names = tuple(cands[int(i)].info.token for i in order)
-        if total <= 0:
-            return None, 0.0, names, 0.0
-        best, second = float(scores[order[0]]), float(scores[order[1]])
-        margin = (best - second) / total
-        return names[0], margin, names, named / total
+            for vec in vecs:
+                d = np.array([self._distance(vec, v)[1] for v in cands])
+                p = np.where(inside, np.exp(-(d - d[inside].min()) / APPEARANCE_SCALE), 0.0)
+                scores += wt * p / p.sum() / len(vecs)
+        return scores, named
 
 
 def _median(values: NDArray[np.float32]) -> float:
@@ -1623,10 +1664,6 @@ def _release_views(p: _Pass, index: int) -> None:
         p.view_of(r)
         if r.cols and (r.kind == "return" or r.end < earliest - int(PAIR_S * p.fps)):
             r.cols = {}
-        if not r.slim:
-            # a blob's own look is asked for only while its tracklet has too few of them (`attribute`)
-            r.seen = [(wt, tr, None if tr.n >= 3 else desc, f, o) for wt, tr, desc, f, o in r.seen]
-            r.slim = all(desc is None for _, _, desc, _, _ in r.seen)
 
 
 def _earliest_open(p: _Pass, index: int) -> int:
@@ -1697,7 +1734,8 @@ def _known(p: _Pass, r: _RawEvent, index: int, live: set[int]) -> bool:
     # a shopper blob beside the slot, or in view then, is still followed: it may yet be named, its
     # look added to (`in_view` is let go once the event is paired; `seen` keeps who else was in view)
     return not any(
-        id(tr) in live or any(id(o) in live for o in others) for _, tr, _, _, others in r.seen
+        id(tr) in live or any(id(o) in live for o in others)
+        for _, tr, _, _, others in itertools.chain(r.seen, r.earlier)
     ) and not any(id(tr) in live for tr, _ in r.in_view)
 
 
@@ -1751,7 +1789,7 @@ def _holds(finished: list[TrackedEvent], token: str, sku: str) -> bool:
 
 
 def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
-    token, margin, cands, named = p.attribute(ev)
+    token, margin, cands, named, rival = p.attribute(ev)
     c0 = ev.changes[0]
     if ev.kind == "return" and token is not None and c0.runner_up_sku is not None:
         # a shopper can only put back what they hold: between two close looks, the one they took
@@ -1796,6 +1834,7 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
         named=named if len(cands) > 1 else 1.0,
         span_s=(ev.end - ev.start) / fps,
         unseen=p.unseen(ev, [c for c in cands if c != token]),
+        rival_before=rival,
     )
     pe = conf.event_probability(feats)
     event = TrackedEvent(

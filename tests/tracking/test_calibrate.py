@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tracking.calibrate import L2_GRID, choose_threshold, fit_logistic, held_out_l2
+from tracking.calibrate import L2_GRID, choose_threshold, fit_logistic, held_out_l2, monotone_curve
 
 
 def _data(signal: float, n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -44,3 +44,31 @@ def test_the_bench_says_how_much_calibration_error_chance_alone_gives() -> None:
     unsure = Tally(conf=[(0.6, i % 5 < 3) for i in range(200)])  # exactly 60% right at 0.6
     assert unsure.ece() < 1e-9
     assert 0.02 < unsure.ece_floor() < 0.05  # yet outcomes drawn at 0.6 miss by about sqrt(.24/200)
+
+
+def test_the_recalibration_curve_is_monotone_and_never_promises_certainty() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.random(600)
+    y = (rng.random(600) < p**2).astype(float)  # right less often than said in the middle
+    curve = monotone_curve(p, y)
+    xs, ys = np.asarray(curve["x"]), np.asarray(curve["y"])
+    assert (np.diff(xs) > 0).all() and (np.diff(ys) >= 0).all()
+    assert ys[0] > 0.0 and ys[-1] < 1.0  # a block all right (or all wrong) is shrunk
+    mid = float(np.interp(0.5, xs, ys))
+    assert 0.15 < mid < 0.4  # about 0.25: what such carts were right, not the 0.5 they were given
+    # all right, all at one probability: one block, not certain
+    assert monotone_curve(np.full(20, 0.9), np.ones(20)) == {"x": [0.9], "y": [round(21 / 22, 4)]}
+
+
+def test_a_cart_probability_goes_through_the_recalibration_curve() -> None:
+    from tracking import confidence as conf
+
+    features = conf.CartFeatures(
+        event_probs=[0.9], negative=False, seen=True, unattributed_nearby=0, ambiguous=False
+    )
+    weights = [0.0] * len(features.vector())  # the logistic says 0.5 for every cart
+    with conf.using({"event_weights": [0.0], "cart_weights": weights}):
+        assert conf.cart_probability(features) == 0.5
+    curve = {"x": [0.2, 0.8], "y": [0.1, 0.7]}
+    with conf.using({"event_weights": [0.0], "cart_weights": weights, "cart_recalibration": curve}):
+        assert abs(conf.cart_probability(features) - 0.4) < 1e-9

@@ -553,6 +553,7 @@ def test_an_unnamed_shopper_is_only_someone_in_the_store_at_that_moment() -> Non
     look = {"gone": 0.0, "here": 0.5}  # the tracklet's look: the shopper who has left
     fake = SimpleNamespace(visits=[gone, here], fps=fps, _distance=lambda vec, v: (v, look[v.info.token]))
     fake.candidates = lambda ev: _Pass.candidates(fake, ev)  # type: ignore[arg-type]
+    fake._evidence = lambda seen, cands: _Pass._evidence(fake, seen, cands)  # type: ignore[arg-type]
     tracklet = SimpleNamespace(token_at=lambda frame: None, n=5, mean=np.zeros(6))
 
     def event(seen_at: float) -> _RawEvent:
@@ -571,7 +572,7 @@ def test_an_unnamed_shopper_is_only_someone_in_the_store_at_that_moment() -> Non
             seen=[(1.0, tracklet, None, int(seen_at * fps), ())],  # type: ignore[list-item]
         )
 
-    token, _margin, candidates, _named = _Pass.attribute(fake, event(35.0))  # type: ignore[arg-type]
+    token, _margin, candidates, *_ = _Pass.attribute(fake, event(35.0))  # type: ignore[arg-type]
     assert set(candidates) == {"gone", "here"} and token == "here"
     token, *_ = _Pass.attribute(fake, event(28.0))  # type: ignore[arg-type]  # both still in: by look
     assert token == "gone"
@@ -589,6 +590,7 @@ def test_an_unnamed_shopper_is_not_someone_seen_elsewhere_at_that_moment() -> No
     look = {"a": 0.0, "b": 0.3}  # the blob looks like A
     fake = SimpleNamespace(visits=[a, b], fps=fps, _distance=lambda vec, v: (v, look[v.info.token]))
     fake.candidates = lambda ev: _Pass.candidates(fake, ev)  # type: ignore[arg-type]
+    fake._evidence = lambda seen, cands: _Pass._evidence(fake, seen, cands)  # type: ignore[arg-type]
     unnamed = SimpleNamespace(token_at=lambda frame: None, n=5, mean=np.zeros(6))
     named_a = SimpleNamespace(token_at=lambda frame: "a")
     frame = int(20 * fps)
@@ -596,12 +598,105 @@ def test_an_unnamed_shopper_is_not_someone_seen_elsewhere_at_that_moment() -> No
     def attribute(others: tuple[object, ...]) -> tuple[str | None, float]:
         seen = [(1.0, unnamed, None, frame, others)]
         ev = _RawEvent(None, "pick", "SKU-1", 1, frame, frame + 15, 0, 0, [], 1.0, 0, seen)  # type: ignore[arg-type]
-        token, margin, _cands, _named = _Pass.attribute(fake, ev)  # type: ignore[arg-type]
+        token, margin, *_ = _Pass.attribute(fake, ev)  # type: ignore[arg-type]
         return token, margin
 
     assert attribute(())[0] == "a"  # nobody else in view: by look
     token, margin = attribute((named_a,))  # A is the other blob in view then
     assert token == "b" and margin == 1.0
+
+
+def _two_visits_pass(look: dict[str, float]) -> SimpleNamespace:
+    from tracking.scene import VisitInfo
+    from tracking.tracker import _Pass, _Visit
+
+    visits = [_Visit(VisitInfo(t, 0.0, 60.0, f"{t}.png"), None) for t in look]
+    fake = SimpleNamespace(visits=visits, fps=15.0)
+    fake._distance = lambda vec, v: (v, look[v.info.token] + float(np.abs(vec).sum()))
+    fake.candidates = lambda ev: _Pass.candidates(fake, ev)  # type: ignore[arg-type]
+    fake._evidence = lambda seen, cands: _Pass._evidence(fake, seen, cands)  # type: ignore[arg-type]
+    return fake
+
+
+def test_an_unnamed_blob_counts_by_its_own_look_then_as_well_as_by_its_tracklets_over_its_life() -> None:
+    """A tracklet can hold two shoppers for a while, one standing in front of the other: its look over
+    its life is then mostly the one who stayed, while the blob beside the slot, as the hand went in,
+    looked like the other. The two looks disagree: the attribution is no longer sure."""
+    from tracking.people import Descriptor
+    from tracking.tracker import _Pass, _RawEvent
+
+    fake = _two_visits_pass({"stayed": 0.0, "reached": 0.0})
+    far = Descriptor((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the blob's own look then
+    looks = {"stayed": np.zeros(6), "reached": np.asarray(far.upper + far.lower)}
+    fake._distance = lambda vec, v: (v, float(np.abs(vec - looks[v.info.token]).sum()))
+    tracklet = SimpleNamespace(token_at=lambda frame: None, n=30, mean=np.zeros(6))  # looks like "stayed"
+    frame = 300
+
+    def attribute(desc: Descriptor | None) -> tuple[str | None, float]:
+        seen = [(1.0, tracklet, desc, frame, ())]
+        ev = _RawEvent(None, "pick", "SKU-1", 1, frame, frame + 15, 0, 0, [], 1.0, 0, seen)  # type: ignore[arg-type]
+        token, margin, *_ = _Pass.attribute(fake, ev)  # type: ignore[arg-type]
+        return token, margin
+
+    assert attribute(None) == ("stayed", 1.0)  # the tracklet's look alone
+    token, margin = attribute(far)  # the blob's own look then says the other: an even split
+    assert margin < 0.01
+
+
+def test_over_a_long_disturbance_who_was_beside_the_slot_earlier_is_weighed_as_a_rival() -> None:
+    """A slot disturbed for long (one shopper reached in, another then stood in front): the hand is
+    looked for as the slot settled, and who stood beside it earlier is reported beside the choice."""
+    from tracking.tracker import _Pass, _RawEvent
+
+    fake = _two_visits_pass({"late": 0.0, "early": 0.0})
+    late = SimpleNamespace(token_at=lambda frame: "late")
+    early = SimpleNamespace(token_at=lambda frame: "early")
+
+    def attribute(earlier: list[object]) -> tuple[str | None, float]:
+        seen = [(1.0, late, None, 400, ())]
+        ev = _RawEvent(None, "pick", "SKU-1", 1, 300, 400, 0, 0, [], 1.0, 0, seen, earlier=earlier)  # type: ignore[arg-type]
+        token, _margin, _cands, _named, rival = _Pass.attribute(fake, ev)  # type: ignore[arg-type]
+        return token, rival
+
+    assert attribute([]) == ("late", 0.0)
+    assert attribute([(1.0, late, None, 320, ())]) == ("late", 0.0)
+    assert attribute([(1.0, early, None, 320, ())]) == ("late", 1.0)
+    token, rival = attribute([(1.0, early, None, 320, ()), (3.0, late, None, 340, ())])
+    assert token == "late" and rival == 0.25
+
+
+def test_a_name_given_later_does_not_reach_back_past_a_blob_coming_off_the_tracklet() -> None:
+    """Two shoppers, one in front of the other, make one blob; when one steps out, a new blob comes off
+    it and the old carries on. Named later by look or as the last candidate, the old tracklet is
+    that shopper only since the other came off it; named at the frame's edge, since it began."""
+    from tracking.people import Tracklet
+    from tracking.tracker import _Pass
+
+    fake = SimpleNamespace(visits=[], fps=15.0)
+    for how, since in (("assignment", 150), ("last-candidate", 150), ("edge", 100), ("alone", 200)):
+        tr = Tracklet(1, 10, 40, 100, 200, shed=150)
+        _Pass._name(fake, 200, tr, "a", how)  # type: ignore[arg-type]
+        assert tr.names == [(since, "a")], how
+        assert tr.token_at(149) == (None if since > 149 else "a")
+
+
+def test_the_last_candidate_is_named_only_since_the_other_candidates_left() -> None:
+    from tracking.people import Tracklet
+    from tracking.scene import VisitInfo
+    from tracking.tracker import EXIT_LEAD_S, _Pass, _Visit
+
+    fps = 15.0
+    visits = [
+        _Visit(VisitInfo("a", 0.0, 60.0, "a.png"), None),
+        _Visit(VisitInfo("b", 0.0, 20.0, "b.png"), None),  # left at 20 s
+    ]
+    fake = SimpleNamespace(visits=visits, fps=fps)
+    tr = Tracklet(1, 10, 40, int(10 * fps), int(30 * fps))
+    _Pass._name(fake, int(30 * fps), tr, "a", "last-candidate")  # type: ignore[arg-type]
+    assert tr.names == [(int(np.ceil((20.0 - EXIT_LEAD_S) * fps)), "a")]
+    by_look = Tracklet(2, 10, 40, int(10 * fps), int(30 * fps))
+    _Pass._name(fake, int(30 * fps), by_look, "a", "assignment")  # type: ignore[arg-type]
+    assert by_look.names == [(int(10 * fps), "a")]
 
 
 def test_the_last_blob_left_is_not_named_after_the_last_visit_left_if_it_looks_like_another() -> None:
@@ -669,7 +764,7 @@ def test_a_return_given_to_a_shopper_who_never_took_it_while_a_rival_holds_it_is
         change = PositionChange(0, None, "SKU-1", 60.0, 0.9, 0.2, None)
         ev = _RawEvent(slot, "return", "SKU-1", 1, 300, 330, 290, 340, [change], 1.0, 0)  # type: ignore[arg-type]
         fake = SimpleNamespace(
-            attribute=lambda ev: ("beside", 1.0, ("beside", "passer", "hidden"), 1.0),
+            attribute=lambda ev: ("beside", 1.0, ("beside", "passer", "hidden"), 1.0, 0.0),
             finished=list(finished),
             fps=fps,
             unseen=lambda ev, rivals: 0,
