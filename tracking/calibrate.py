@@ -146,23 +146,31 @@ def monotone_curve(p: NDArray[np.float64], y: NDArray[np.float64]) -> dict[str, 
     return {"x": [round(sp / n, 4) for sp, _, n in blocks], "y": [round(float(v), 4) for v in shrunk]}
 
 
-def _log_loss(w: NDArray[np.float64], x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
-    p = np.clip(1 / (1 + np.exp(-np.clip(x @ w, -30, 30))), 1e-6, 1 - 1e-6)
+def _log_loss(z: NDArray[np.float64], y: NDArray[np.float64]) -> float:
+    p = np.clip(1 / (1 + np.exp(-np.clip(z, -30, 30))), 1e-6, 1 - 1e-6)
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).sum())
+
+
+def held_out_logits(
+    x: NDArray[np.float64], y: NDArray[np.float64], groups: NDArray[np.int64], l2: float
+) -> NDArray[np.float64]:
+    """Each row's logit from a fit on the other folds (rows of one scene share a group, and a fold);
+    NaN where there is no other fold to fit on."""
+    z = np.full(len(y), np.nan)
+    for k in range(FOLDS):
+        test = groups % FOLDS == k
+        if test.any() and not test.all():
+            z[test] = x[test] @ fit_logistic(x[~test], y[~test], l2=l2)
+    return z
 
 
 def held_out_l2(x: NDArray[np.float64], y: NDArray[np.float64], groups: NDArray[np.int64]) -> float:
     """The penalty in L2_GRID whose fits predict held-out scenes best (summed log-loss over FOLDS folds)."""
-    folds = groups % FOLDS
     best, best_loss = L2_GRID[0], math.inf
     for l2 in L2_GRID:
-        loss = 0.0
-        for k in range(FOLDS):
-            test = folds == k
-            if not test.any() or test.all():
-                continue
-            w = fit_logistic(x[~test], y[~test], l2=l2)
-            loss += _log_loss(w, x[test], y[test])
+        z = held_out_logits(x, y, groups, l2)
+        held = ~np.isnan(z)
+        loss = _log_loss(z[held], y[held])
         if loss < best_loss:
             best, best_loss = l2, loss
     return best
@@ -233,11 +241,7 @@ def fit_on(scenes: list[tuple[str, Any, Any]]) -> dict[str, Any]:
     # the logistic's probabilities, each scene's from a fit without it, against how often such carts
     # were right: a monotone curve from one to the other (a logistic is linear in its features'
     # logits, and on held-out carts it is sure too seldom at the top and too often in the middle)
-    held_out = np.zeros(len(cy))
-    for k in range(FOLDS):
-        test = groups % FOLDS == k
-        if test.any() and not test.all():
-            held_out[test] = cx[test] @ fit_logistic(cx[~test], cy[~test], l2=cart_l2)
+    held_out = np.nan_to_num(held_out_logits(cx, cy, groups, cart_l2))
     params["cart_recalibration"] = monotone_curve(1 / (1 + np.exp(-np.clip(held_out, -30, 30))), cy)
     params["l2"] = {"event": event_l2, "cart": cart_l2}
     suggest_threshold(params, labels, features, exact)

@@ -1306,13 +1306,8 @@ class _Pass:
                 continue  # someone known, and not a candidate
             # the tracklet's look over its life, and the blob's own then (a tracklet can hold two
             # shoppers for a while, one in front of the other: its look over its life is then theirs)
-            vecs = [
-                v
-                for v in (tr.mean if tr.n >= 3 else None, desc_vector(desc) if desc is not None else None)
-                if v is not None
-            ]
-            if not vecs and tr.mean is not None:
-                vecs = [tr.mean]
+            own = desc_vector(desc) if desc is not None else None
+            vecs = [v for v in (tr.mean, own) if v is not None] if tr.n >= 3 or own is None else [own]
             if not vecs:
                 continue
             # a blob no rule named can only be someone in the store at that moment (a tracklet can
