@@ -20,7 +20,10 @@ The pipeline, one pass over the footage:
    vouches for no visit in the store until it looks like it again
    (`view_lost`). Frames are read at
    the stream's rate from its first (a frame's number tells its time, in
-   footage recorded at a varying rate too); a stretch with no picture in the
+   footage recorded at a varying rate too), or at a whole fraction of it near
+   `ANALYSIS_FPS` (every 2nd frame of 25 or 30 fps footage), the rate the
+   counts of frames here and the confidence model are set for; the frame
+   numbers handed on are the footage's. A stretch with no picture in the
    stream vouches for no visit in the store then (`gaps`).
 2. Find each slot's facing positions and which hold its product, from the
    planogram rectangle and the product's reference image (`tracking.shelf`).
@@ -124,6 +127,10 @@ DEFAULT_THRESHOLD = conf.DEFAULT_THRESHOLD
 SHELF_NOT_IN_VIEW = "the footage does not show the planogram's shelf"
 
 ANALYSIS_HEIGHT = 360
+# the frame rate the counts of frames here are set for (and the confidence model fitted at): footage
+# recorded faster (25, 30, 60 fps) is read at a whole fraction of its rate near this, every 2nd or
+# 4th frame, so that a half-second is as many frames, and the work per second of footage the same
+ANALYSIS_FPS = 15.0
 SETTLE_FRAMES = 7  # quiet frames (at 15 fps about half a second) before a slot's new state counts
 STILL_S = 2.0  # a slot whose changed ring stood still this long, no shopper near, has a new state
 PEOPLE_EVERY = 3  # shopper blobs are looked for every n-th frame
@@ -452,6 +459,11 @@ def _load_visits(visits: Sequence[VisitInfo] | Path | str) -> tuple[list[VisitIn
     return list(visits), None
 
 
+def _analysis_step(fps: float) -> int:
+    """Every how many frames of footage at `fps` the tracker looks at one (`ANALYSIS_FPS`)."""
+    return max(1, round(fps / ANALYSIS_FPS))
+
+
 def _analysis_size(info: StreamInfo) -> tuple[int, int]:
     h = min(ANALYSIS_HEIGHT, info.height)
     h -= h % 4
@@ -525,12 +537,15 @@ class _Pass:
         products: dict[str, NDArray[np.uint8]],
         info: StreamInfo,
         size: tuple[int, int],
+        step: int = 1,
     ) -> None:
         self.planogram = planogram
         self.visits = visits
         self.products = products
         self.info = info
-        self.fps = info.fps if info.fps > 0 else planogram.camera.fps
+        # frames here are the ones looked at, `step` frames of footage apart; `fps` is their rate
+        self.step = step
+        self.fps = (info.fps if info.fps > 0 else planogram.camera.fps) / step
         self.aw, self.ah = size
         self.scale = self.aw / planogram.camera.width
         self.reach = max(8.0, 0.12 * self.aw / 2)  # an arm's length, in the half-size pixels of the blobs
@@ -1118,7 +1133,7 @@ class _Pass:
             if token is not None:
                 self.tracks[token].append(
                     (
-                        index,
+                        index * self.step,  # the footage's frame
                         int(b.x0 * inv),
                         int(b.y0 * inv),
                         int((b.x1 - b.x0) * inv),
@@ -1482,12 +1497,13 @@ def track_footage(
     gdir = gate_dir if gate_dir is not None else (visits_dir if visits_dir is not None else scene_dir)
     vis = [_Visit(v, gate_descriptor(gdir / v.gate_image)) for v in visit_list]
     size = _analysis_size(info)
-    p = _Pass(plan, vis, products, info, size)
+    step = _analysis_step(fps)
+    p = _Pass(plan, vis, products, info, size, step)
     report = DecodeReport()
-    expected = max(1, info.frame_count)
+    expected = max(1, info.frame_count // step)
     gaps = stream_gaps(footage, GAP_S)
     ready: dict[str, ProposedCart] = {}
-    for frame in iter_yuv(footage, size[0], size[1], report, fps=fps):
+    for frame in iter_yuv(footage, size[0], size[1], report, fps=p.fps):
         p.feed(frame.index, frame.y, frame.buffer)
         if frame.index % SETTLE_EVERY == 0:
             _release_views(p, frame.index)
@@ -1504,8 +1520,8 @@ def track_footage(
     if report.frames == 0:
         raise VideoError(f"{footage}: no frame could be decoded ({report.stderr or 'unknown error'})")
     truncated_at: float | None = None
-    if (info.frame_count and report.frames < info.frame_count - 1) or report.had_errors:
-        truncated_at = round(report.frames / fps, 3)
+    if (info.frame_count and report.frames * step < info.frame_count - step) or report.had_errors:
+        truncated_at = round(report.frames / p.fps, 3)
     result = _assemble(
         plan, visit_list, events, p, threshold, truncated_at, report, info, cancelled, gaps, ready
     )
@@ -1843,8 +1859,8 @@ def _finish(p: _Pass, ev: _RawEvent) -> TrackedEvent:
         attribution_margin=margin,
         ambiguous=len(cands) > 1 and margin < conf.AMBIGUOUS_MARGIN,
         token=token,
-        before_frame=ev.before_frame,
-        after_frame=ev.after_frame,
+        before_frame=ev.before_frame * p.step,  # the footage's frames
+        after_frame=ev.after_frame * p.step,
         box=s.box,
         candidates=cands,
         match=match,
@@ -2006,8 +2022,9 @@ def _assemble(
         v.token: ready.get(v.token) or _cart(v, o, by_token[v.token], events, unattributed) for v in visits
     }
     stats: dict[str, Any] = {
-        "frames": p.frames,
-        "fps": p.fps,
+        "frames": p.frames * p.step,  # of footage, read
+        "fps": p.fps * p.step,
+        "analysis_fps": p.fps,  # the frames looked at (`ANALYSIS_FPS`)
         "duration_s": round(o.duration, 3),
         "analysis_size": [p.aw, p.ah],
         "events": len(events),

@@ -158,6 +158,35 @@ def test_it_attributes_events_between_two_shoppers(scenes: dict[str, Path]) -> N
     }
 
 
+def test_footage_recorded_at_30_fps_is_looked_at_15_times_a_second_and_told_in_its_own_frames(
+    tmp_path: Path,
+) -> None:
+    seed, preset, shoppers, duration = SCENES["picks"]
+    scene = tmp_path / "fast"
+    simulate(
+        scene,
+        seed=seed,
+        preset=preset,
+        shoppers=shoppers,
+        duration=duration,
+        width=640,
+        height=360,
+        fps=30,
+    )
+    result = run(scene)
+    assert carts_of(result) == load_truth(scene / "truth.json").carts
+    count = probe_stream(scene / "footage.mp4").frame_count
+    assert result.stats["fps"] == 30 and result.stats["analysis_fps"] == 15
+    assert abs(result.stats["frames"] - count) <= 2 and result.truncated_at is None
+    # the frame numbers handed on (the views of the slot, the shoppers' boxes) are the footage's
+    events = [e for cart in result.carts.values() for e in cart.events]
+    assert events
+    for e in events:
+        assert e.before_frame / 30 <= e.t_start + 0.1 and e.t_end - 0.1 <= e.after_frame / 30 < count / 30
+    last = max(p[0] for pts in result.tracks.values() for p in pts)
+    assert 0.8 * count < last < count
+
+
 def test_footage_played_over_again_gives_each_pass_its_own_carts(
     scenes: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -767,6 +796,7 @@ def test_a_return_given_to_a_shopper_who_never_took_it_while_a_rival_holds_it_is
             attribute=lambda ev: ("beside", 1.0, ("beside", "passer", "hidden"), 1.0, 0.0),
             finished=list(finished),
             fps=fps,
+            step=1,
             unseen=lambda ev, rivals: 0,
         )
         return _finish(fake, ev)  # type: ignore[arg-type]
