@@ -537,7 +537,7 @@ class _Pass:
         products: dict[str, NDArray[np.uint8]],
         info: StreamInfo,
         size: tuple[int, int],
-        step: int = 1,
+        step: int,
     ) -> None:
         self.planogram = planogram
         self.visits = visits
