@@ -537,15 +537,15 @@ class _Pass:
         products: dict[str, NDArray[np.uint8]],
         info: StreamInfo,
         size: tuple[int, int],
-        step: int,
     ) -> None:
         self.planogram = planogram
         self.visits = visits
         self.products = products
         self.info = info
         # frames here are the ones looked at, `step` frames of footage apart; `fps` is their rate
-        self.step = step
-        self.fps = (info.fps if info.fps > 0 else planogram.camera.fps) / step
+        native = info.fps if info.fps > 0 else planogram.camera.fps
+        self.step = _analysis_step(native)
+        self.fps = native / self.step
         self.aw, self.ah = size
         self.scale = self.aw / planogram.camera.width
         self.reach = max(8.0, 0.12 * self.aw / 2)  # an arm's length, in the half-size pixels of the blobs
@@ -1497,8 +1497,8 @@ def track_footage(
     gdir = gate_dir if gate_dir is not None else (visits_dir if visits_dir is not None else scene_dir)
     vis = [_Visit(v, gate_descriptor(gdir / v.gate_image)) for v in visit_list]
     size = _analysis_size(info)
-    step = _analysis_step(fps)
-    p = _Pass(plan, vis, products, info, size, step)
+    p = _Pass(plan, vis, products, info, size)
+    step = p.step
     report = DecodeReport()
     expected = max(1, info.frame_count // step)
     gaps = stream_gaps(footage, GAP_S)
