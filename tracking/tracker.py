@@ -490,6 +490,89 @@ class _Visit:
 Observation = tuple[float, Tracklet, Descriptor | None, int, tuple[Tracklet, ...]]
 
 
+class _MaskRing:
+    """The foreground masks of the last `size` people frames, by frame number, their columns
+    packed eight to a byte into one buffer taken once: a second's masks took a megabyte, and
+    freed and taken again as they came and went they broke up the heap of a long run."""
+
+    def __init__(self, size: int) -> None:
+        self.frames = [-1] * size
+        self.packed = np.zeros((size, 0, 0), np.uint8)
+        self.next = 0
+
+    def put(self, frame: int, mask: NDArray[np.uint8]) -> None:
+        h, w = mask.shape
+        if self.packed.shape[1:] != (h, (w + 7) // 8):
+            self.packed = np.zeros((len(self.frames), h, (w + 7) // 8), np.uint8)
+            self.frames = [-1] * len(self.frames)
+        k = self.next
+        self.packed[k] = np.packbits(mask, axis=1)
+        self.frames[k] = frame
+        self.next = (k + 1) % len(self.frames)
+
+    def get(self, frame: int) -> NDArray[np.uint8] | None:
+        try:
+            k = self.frames.index(frame)
+        except ValueError:
+            return None
+        packed: NDArray[np.uint8] = self.packed[k]
+        return packed
+
+
+class _Looks:
+    """A position's column as it looked on each frame since it became busy (the newest `seen_max`),
+    with the frame's number and gain: the pixels packed in blocks of `BLOCK` looks, where an array
+    each took about twice their size, so that the busiest minutes of a long footage (forty
+    positions busy at once, for up to `BLOB_MEMORY_S` each) do not raise its peak memory."""
+
+    BLOCK = 32
+    __slots__ = ("shape", "frames", "gains", "blocks", "head")
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.frames = array("i")
+        self.gains = array("d")
+        self.blocks: deque[NDArray[np.uint8]] = deque()
+        self.head = 0  # where the oldest look kept is in the first block
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def append(self, frame: int, col: NDArray[np.uint8], gain: float) -> None:
+        at = (self.head + len(self.frames)) % self.BLOCK
+        if at == 0:
+            self.blocks.append(np.empty((self.BLOCK, *self.shape), np.uint8))
+        self.blocks[-1][at] = col
+        self.frames.append(frame)
+        self.gains.append(gain)
+
+    def drop_oldest(self) -> None:
+        del self.frames[0]
+        del self.gains[0]
+        self.head += 1
+        if self.head == self.BLOCK:
+            self.blocks.popleft()
+            self.head = 0
+
+    def clear(self) -> None:
+        self.frames = array("i")
+        self.gains = array("d")
+        self.blocks.clear()
+        self.head = 0
+
+    def views(self, upto: int) -> tuple[list[int], NDArray[np.float64], NDArray[np.uint8]]:
+        """The looks from frames up to `upto`: their frame numbers, gains and columns (n, h, w)."""
+        n = len(self.frames)
+        while n and self.frames[n - 1] > upto:
+            n -= 1
+        cols = (
+            np.concatenate(self.blocks)[self.head : self.head + n]
+            if n
+            else np.empty((0, *self.shape), np.uint8)
+        )
+        return list(self.frames[:n]), np.array(self.gains[:n], np.float64), cols
+
+
 @dataclass
 class _Pos:
     slot: int  # index into the pass's slots
@@ -501,7 +584,7 @@ class _Pos:
     peak_cover: float = 0.0
     covered: int = 0  # frames the position was mostly hidden in its last episode
     # its column (activity scale, with the frame's gain) on each frame since it became busy
-    seen: deque[tuple[int, NDArray[np.uint8], float]] = field(default_factory=deque)
+    seen: _Looks = field(default_factory=lambda: _Looks((0, 0)))
 
 
 @dataclass
@@ -519,7 +602,8 @@ class _RawEvent:
     covered_frames: int
     seen: list[Observation] = field(default_factory=list)  # shopper blobs beside the slot meanwhile
     merged: bool = False  # a blob beside the slot meanwhile was wider than one shopper
-    cols: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = field(default_factory=dict)
+    # by position, the view `_cancel_pairs` compares: a pick's column before, a return's after
+    cols: dict[int, NDArray[np.float32]] = field(default_factory=dict)
     dropped: bool = False  # cancelled by a matching return (or pick) of the same position
     in_view: list[tuple[Tracklet, int]] = field(default_factory=list)  # every shopper blob in view meanwhile
     # ... summed up once no longer wanted as such: (first, last time, names in view, unnamed tracklets)
@@ -587,9 +671,7 @@ class _Pass:
         )
         self.live: list[Tracklet] = []
         # the last few seconds' foreground masks (at the people frames), to see arms in
-        self.masks: deque[tuple[int, NDArray[np.uint8]]] = deque(
-            maxlen=int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY) + 2
-        )
+        self.masks = _MaskRing(int(BLOB_MEMORY_S * self.fps / PEOPLE_EVERY) + 2)
         self.single_widths: deque[int] = deque(maxlen=200)
         self.next_tracklet = 0
         self.raw: list[_RawEvent] = []
@@ -606,7 +688,7 @@ class _Pass:
         self.positions: list[_Pos] = []
         self.pending: list[list[PositionChange]] = []
         # each change's facing-position view before and after, by id of the change
-        self.change_cols: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
+        self.change_cols: dict[int, tuple[NDArray[np.float32] | None, NDArray[np.float32] | None]] = {}
         self.netted: list[int] = []  # frames where a slot's pick and return of one product netted out
         self.murmurs: list[tuple[int, int]] = []  # (start, end) frames of settled near-changes with no event
         self.cols = self.tops = self.bottoms = self.rects = np.zeros((0, 4), np.int32)
@@ -823,6 +905,8 @@ class _Pass:
                 ps.active = True
                 ps.start = index
                 ps.seen.clear()
+                x0, y0, x1, y1 = self.cols[k]
+                ps.seen.shape = (y1 - y0, x1 - x0)
                 ps.quiet_run = 0
                 ps.peak_cover = float(cover[k])
                 self.active_mask[k] = True
@@ -830,9 +914,9 @@ class _Pass:
                 continue
             ps.peak_cover = max(ps.peak_cover, float(cover[k]))
             x0, y0, x1, y1 = self.cols[k]
-            ps.seen.append((index, small[y0:y1, x0:x1].copy(), self.gain))
+            ps.seen.append(index, small[y0:y1, x0:x1], self.gain)
             if len(ps.seen) > self.seen_max:
-                ps.seen.popleft()
+                ps.seen.drop_oldest()
             ps.quiet_run = ps.quiet_run + 1 if quiet[k] else 0
             if ps.quiet_run >= SETTLE_FRAMES:
                 settled.append(ps)
@@ -875,7 +959,11 @@ class _Pass:
                 touched=min(end, self._touched(ps, small, end)),
             )
             self.pending[ps.slot].append(ch)
-            self.change_cols[id(ch)] = (s.ref_bgr[:, a0:a1].copy(), after[:, a0:a1].copy())
+            # the column as `_cancel_pairs` wants it: before a pick, after a return
+            self.change_cols[id(ch)] = (
+                s.ref_bgr[:, a0:a1].copy() if change.before is not None else None,
+                after[:, a0:a1].copy() if change.after is not None else None,
+            )
             s.labels[ps.i] = change.after
         elif diff >= MURMUR_DIFF * CHANGE_DIFF:
             self.murmurs.append((ps.start, end))
@@ -907,18 +995,17 @@ class _Pass:
         if apart < VIEW_APART:
             return end
         near = VIEW_NEAR * apart
-        looks = [(frame, col, gain) for frame, col, gain in ps.seen if frame <= end]
-        if not looks:
+        frames, gains, cols = ps.seen.views(end)
+        if not frames:
             return end
-        gains = np.array([max(gain, 0.05) for _, _, gain in looks], np.float32)
-        views = np.stack([col for _, col, _ in looks]).astype(np.float32) / gains[:, None, None]
+        views = cols.astype(np.float32) / np.maximum(gains, 0.05).astype(np.float32)[:, None, None]
         d_before = np.abs(views - before).mean(axis=(1, 2))
         d_after = np.abs(views - after).mean(axis=(1, 2))
         like_before = np.flatnonzero((d_before < near) & (d_before < VIEW_NEAR * d_after))
         like_after = (d_after < near) & (d_after < VIEW_NEAR * d_before)
         since = int(like_before[-1]) + 1 if len(like_before) else 0  # after the last look like before
         found = np.flatnonzero(like_after[since:])
-        return looks[since + int(found[0])][0] if len(found) else end
+        return frames[since + int(found[0])] if len(found) else end
 
     def flush(self) -> None:
         """At the end of the footage: what settled but was waiting for its slot to calm becomes events."""
@@ -992,7 +1079,7 @@ class _Pass:
                     covered,
                     seen,
                     merged,
-                    {c.index: cols[id(c)] for c in cs if id(c) in cols},
+                    {c.index: col for c in cs if (col := cols.get(id(c), (None, None))[0]) is not None},
                 )
             )
         for c in returns:
@@ -1012,7 +1099,7 @@ class _Pass:
                         covered,
                         seen,
                         merged,
-                        {c.index: cols[id(c)]} if id(c) in cols else {},
+                        {c.index: col} if (col := cols.get(id(c), (None, None))[1]) is not None else {},
                     )
                 )
         for ev in self.raw[first_new:]:
@@ -1032,7 +1119,6 @@ class _Pass:
         sx0, sx1 = s.x0 / 2, s.x1 / 2
         reach = self.reach
         sy0, sy1 = s.y0 / 2, s.y1 / 2
-        masks = dict(self.masks)
         near: list[tuple[float, Blob, Tracklet, tuple[Tracklet, ...]]] = []
         for frame_blobs in self.blobs:
             if (
@@ -1041,7 +1127,7 @@ class _Pass:
                 or frame_blobs[0][0].frame > end
             ):
                 continue
-            mask = masks.get(frame_blobs[0][0].frame)
+            mask = self.masks.get(frame_blobs[0][0].frame)
             for b, tr in frame_blobs:
                 dist = max(0.0, sx0 - b.x1, b.x0 - sx1)
                 if dist <= reach:
@@ -1146,7 +1232,7 @@ class _Pass:
         for b in blobs:
             self.blocked |= (self.cols[:, 0] < b.x1 + self.reach) & (b.x0 - self.reach < self.cols[:, 2])
         self.blobs.append(seen)
-        self.masks.append((index, fg))
+        self.masks.put(index, fg)
 
     def _name(self, index: int, tr: Tracklet, token: str, how: str) -> None:
         """Say who a tracklet is from now on (`how`: the rule that named it), and since its start when
@@ -1394,9 +1480,10 @@ def _union(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _bridged(mask: NDArray[np.uint8], b: Blob, sx0: float, sx1: float, sy0: float, sy1: float) -> float:
+def _bridged(packed: NDArray[np.uint8], b: Blob, sx0: float, sx1: float, sy0: float, sy1: float) -> float:
     """The share of the gap between a blob and a slot that something changed spans, column by column,
-    between the slot's rows and the blob's shoulders: an arm reaching across it."""
+    between the slot's rows and the blob's shoulders: an arm reaching across it. `packed`: the
+    foreground mask, its columns packed eight to a byte (`_MaskRing`)."""
     if b.x1 <= sx0:
         c0, c1 = b.x1, int(sx0)
     else:
@@ -1405,10 +1492,11 @@ def _bridged(mask: NDArray[np.uint8], b: Blob, sx0: float, sx1: float, sy0: floa
         return 0.0
     shoulder = b.y0 + 0.25 * (b.y1 - b.y0)
     r0 = max(0, int(min(sy0, shoulder)))
-    r1 = min(mask.shape[0], int(max(sy1, shoulder)) + 1)
+    r1 = min(packed.shape[0], int(max(sy1, shoulder)) + 1)
     if r1 <= r0:
         return 0.0
-    cols = mask[r0:r1, c0:c1].any(axis=0)
+    rows = np.bitwise_or.reduce(packed[r0:r1, c0 // 8 : (c1 + 7) // 8], axis=0)
+    cols = np.unpackbits(rows)[c0 % 8 : c0 % 8 + (c1 - c0)]
     return float(cols.mean())
 
 
@@ -1553,7 +1641,8 @@ def _cancel_pairs(p: _Pass, upto: int | None = None) -> None:
         r = raw[j]
         if r.kind != "return" or r.dropped or not r.cols:
             continue
-        ((i, (_, r_after)),) = r.cols.items()
+        ((i, r_after),) = r.cols.items()
+        r.cols = {}  # each return is looked at once: its view is not wanted after
         for pk in reversed(raw[:j]):
             if (
                 pk.dropped
@@ -1566,7 +1655,7 @@ def _cancel_pairs(p: _Pass, upto: int | None = None) -> None:
                 continue
             if (r.start - pk.end) / fps > PAIR_S:
                 break
-            p_before = pk.cols[i][0]
+            p_before = pk.cols[i]
             if p_before.shape != r_after.shape:
                 break
             same_view = float(np.abs(p_before - r_after).mean()) < PAIR_SAME * CHANGE_DIFF

@@ -84,11 +84,27 @@ def test_a_gap_an_arm_bridges_counts_as_bridged():
     mask = np.zeros((180, 320), np.uint8)
     body = Blob(0, 100, 140, 40, 180, None)  # shoulders about row 75
     slot = (160.0, 200.0, 50.0, 60.0)  # x0, x1, y0, y1: right of the body, above its shoulders
-    assert _bridged(mask, body, *slot) == 0.0
+    assert _bridged(np.packbits(mask, axis=1), body, *slot) == 0.0
     cv2.line(mask, (140, 75), (165, 55), 1, 4)  # an arm from the shoulder into the slot
-    assert _bridged(mask, body, *slot) == 1.0
+    assert _bridged(np.packbits(mask, axis=1), body, *slot) == 1.0
     other = Blob(0, 240, 280, 40, 180, None)  # on the slot's other side, nothing between
-    assert _bridged(mask, other, *slot) == 0.0
+    assert _bridged(np.packbits(mask, axis=1), other, *slot) == 0.0
+
+
+def test_the_bridged_share_read_off_the_packed_mask_is_the_one_the_mask_shows():
+    rng = np.random.default_rng(7)
+    mask = (rng.random((90, 162)) < 0.02).astype(np.uint8)  # a width that is no multiple of 8
+    packed = np.packbits(mask, axis=1)
+    for _ in range(300):
+        x0 = int(rng.integers(0, 150))
+        body = Blob(0, x0, min(162, x0 + int(rng.integers(4, 40))), int(rng.integers(0, 60)), 90, None)
+        sx0 = float(rng.integers(0, 150))
+        sx1, sy0 = sx0 + float(rng.integers(2, 12)), float(rng.integers(0, 60))
+        gap = (body.x1, int(sx0)) if body.x1 <= sx0 else (int(sx1) + 1, body.x0)
+        shoulder = body.y0 + 0.25 * (body.y1 - body.y0)
+        rows = slice(max(0, int(min(sy0, shoulder))), min(90, int(max(sy0 + 5, shoulder)) + 1))
+        want = float(mask[rows, gap[0] : gap[1]].any(axis=0).mean()) if gap[1] > gap[0] else 0.0
+        assert _bridged(packed, body, sx0, sx1, sy0, sy0 + 5) == pytest.approx(want)
 
 
 def test_a_tracklet_renamed_keeps_who_it_was_before():

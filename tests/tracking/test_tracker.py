@@ -543,7 +543,7 @@ def _raw(kind: str, start: int, end: int, view_before: float, view_after: float)
         changes=[],
         clarity=1.0,
         covered_frames=0,
-        cols={0: (col + view_before, col + view_after)},
+        cols={0: col + (view_before if kind == "pick" else view_after)},
     )
 
 
@@ -810,3 +810,22 @@ def test_a_return_given_to_a_shopper_who_never_took_it_while_a_rival_holds_it_is
         clear = put_back(finished)
         assert not clear.ambiguous and clear.attribution_margin == 1.0
         assert clear.candidates == ("beside", "passer", "hidden")
+
+
+def test_a_busy_positions_looks_keep_the_newest_in_order_across_their_blocks() -> None:
+    from tracking.tracker import _Looks
+
+    looks = _Looks((2, 3))
+    block = _Looks.BLOCK
+    for frame in range(3 * block + 5):
+        looks.append(frame, np.full((2, 3), frame % 256, np.uint8), 1.0 + frame / 1000)
+        if len(looks) > 2 * block:  # the newest 2 * BLOCK kept, as `seen_max`
+            looks.drop_oldest()
+    assert len(looks) == 2 * block and len(looks.blocks) <= 3
+    frames, gains, cols = looks.views(3 * block)  # the frames up to 3 * BLOCK only
+    assert frames == list(range(block + 5, 3 * block + 1))
+    assert cols.shape == (len(frames), 2, 3) and [int(c[0, 0]) for c in cols] == frames
+    assert gains == pytest.approx([1.0 + f / 1000 for f in frames])
+    assert looks.views(0)[0] == [] and looks.views(0)[2].shape == (0, 2, 3)
+    looks.clear()
+    assert len(looks) == 0 and not looks.blocks
