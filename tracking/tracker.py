@@ -585,7 +585,7 @@ class _Pos:
     peak_cover: float = 0.0
     covered: int = 0  # frames the position was mostly hidden in its last episode
     # its column (activity scale, with the frame's gain) on each frame since it became busy
-    seen: _Looks = field(default_factory=lambda: _Looks((0, 0)))
+    seen: _Looks = field(default_factory=lambda: _Looks((0, 0)))  # given the column's size
 
 
 @dataclass
@@ -830,7 +830,7 @@ class _Pass:
                 # one row of slack between the slot and its rings: rounding must not put product pixels in them
                 tops.append([x0, max(0, y0 - 1 - RING), x1, max(1, y0 - 1)])
                 bottoms.append([x0, min(sh - 1, y1 + 1), x1, min(sh, y1 + 1 + RING)])
-                self.positions.append(_Pos(k, i, k=len(self.positions)))
+                self.positions.append(_Pos(k, i, k=len(self.positions), seen=_Looks((y1 - y0, x1 - x0))))
         self.cols = np.asarray(cols, np.int32).reshape(-1, 4)
         self.tops = np.asarray(tops, np.int32).reshape(-1, 4)
         self.bottoms = np.asarray(bottoms, np.int32).reshape(-1, 4)
@@ -906,8 +906,6 @@ class _Pass:
                 ps.active = True
                 ps.start = index
                 ps.seen.clear()
-                x0, y0, x1, y1 = self.cols[k]
-                ps.seen.shape = (y1 - y0, x1 - x0)
                 ps.quiet_run = 0
                 ps.peak_cover = float(cover[k])
                 self.active_mask[k] = True
