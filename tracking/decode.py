@@ -191,8 +191,8 @@ def iter_yuv(
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, bufsize=0)
     stdout = proc.stdout
     assert stdout is not None
-    _widen_pipe(stdout.fileno(), width * height * 3 // 2)
     size = width * height * 3 // 2
+    _widen_pipe(stdout.fileno(), size)
     buf = np.empty((height * 3 // 2, width), np.uint8)
     mem = memoryview(buf.reshape(-1).data)
     y = buf[:height]
