@@ -304,11 +304,37 @@ def repeated_scene(src: Path, dst: Path, times: int) -> Path:
     return d
 
 
-def memory_check(cache: Path, width: int, height: int) -> list[tuple[str, float, int, int]]:
-    """Peak RSS of the tracker, each run in its own process, on 1-, 10- and 60-minute footage, and how
-    many visits each has. Each is rendered at the same pace of shoppers (four a minute). Then the
-    10-minute scene played six times over (`repeated_scene`): a second hour, with the shelf restocked
-    at once at each seam."""
+@dataclass(frozen=True)
+class MemoryPeak:
+    label: str
+    seconds: float  # of footage
+    visits: int
+    rss_kib: int  # the process's peak resident memory (VmHWM), interpreter and libraries included
+    traced_kib: int  # the most the tracker itself held at once, by tracemalloc (numpy's arrays included)
+
+
+# each run in a fresh process: the footage's peak RSS, then (in a second process, as tracing slows the
+# tracker and takes memory of its own) the most the tracker's own allocations held at once
+_PEAK_RSS = (
+    "from tracking.tracker import track_footage as t; t({f!r}, {p!r}, {v!r}); "
+    # VmHWM, not ru_maxrss: a child's ru_maxrss can start from its parent's at fork
+    "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])"
+)
+_PEAK_TRACED = (
+    "import tracemalloc; from tracking.tracker import track_footage as t; tracemalloc.start(); "
+    "t({f!r}, {p!r}, {v!r}); print(tracemalloc.get_traced_memory()[1] // 1024)"
+)
+
+
+def memory_check(cache: Path, width: int, height: int) -> list[MemoryPeak]:
+    """The tracker's peak memory, each run in its own process, on 1-, 10- and 60-minute footage, each
+    rendered at the same pace of shoppers (four a minute). Then the 10-minute scene played six times
+    over (`repeated_scene`): a second hour, with the shelf restocked at once at each seam.
+
+    Two figures a footage: the process's peak RSS, and the most the tracker's own allocations (Python
+    objects and numpy arrays, traced from after the imports) held at once. The first is what a
+    machine sees, but it also holds how the C allocator's heap happens to fragment, which varies by a
+    megabyte or so between runs of the same footage; the second is the tracker's own, to the byte."""
     scenes = []
     for minutes in (1, 10, 60):
         d = ensure_scene(
@@ -322,31 +348,41 @@ def memory_check(cache: Path, width: int, height: int) -> list[tuple[str, float,
         )
         scenes.append((f"{minutes} min", d))
     scenes.append(("60 min (10 min x6)", repeated_scene(scenes[1][1], cache / "memory", 6)))
-    out = []
-    for label, d in scenes:
-        code = (
-            "from tracking.tracker import track_footage as t; "
-            f"t({str(d / 'footage.mp4')!r}, {str(d / 'planogram.json')!r}, {str(d / 'visits.json')!r}); "
-            # VmHWM, not ru_maxrss: a child's ru_maxrss can start from its parent's at fork
-            "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])"
-        )
+    return [footage_peaks(label, d) for label, d in scenes]
+
+
+def footage_peaks(label: str, d: Path) -> MemoryPeak:
+    """The tracker's two peaks (`memory_check`) on one scene folder, each in a fresh process."""
+    files = {"f": str(d / "footage.mp4"), "p": str(d / "planogram.json"), "v": str(d / "visits.json")}
+    kib = []
+    for code in (_PEAK_RSS, _PEAK_TRACED):
         proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
+            [sys.executable, "-c", code.format(**files)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
         )
-        kib = int(proc.stdout.strip().splitlines()[-1])
-        info = probe_stream(d / "footage.mp4")
-        out.append((label, info.duration, kib, len(json.loads((d / "visits.json").read_text()))))
-    return out
+        kib.append(int(proc.stdout.strip().splitlines()[-1]))
+    visits = len(json.loads((d / "visits.json").read_text()))
+    return MemoryPeak(label, probe_stream(d / "footage.mp4").duration, visits, kib[0], kib[1])
 
 
 def print_memory(cache: Path, width: int, height: int) -> None:
-    """Print `memory_check`'s peaks, to a tenth of a MB, and each hour's peak against the minute's."""
+    """Print `memory_check`'s peaks, to a tenth of a MB, and each hour's against the minute's (the
+    hours are the last two lines, after the 10 minutes)."""
     peaks = memory_check(cache, width, height)
-    for label, seconds, kib, visits in peaks:
-        print(f"memory: {label} footage ({seconds:.0f} s, {visits} visits): peak RSS {kib / 1024:.1f} MB")
-    short, _, first, _ = peaks[0]
-    for long, _, last, _ in peaks[2:]:
-        print(f"memory: {long} peaks {(last - first) / 1024:+.1f} MB against {short}")
+    for m in peaks:
+        print(
+            f"memory: {m.label} footage ({m.seconds:.0f} s, {m.visits} visits): peak RSS "
+            f"{m.rss_kib / 1024:.1f} MB, the tracker's own allocations at most {m.traced_kib / 1024:.1f} MB"
+        )
+    short = peaks[0]
+    for long in peaks[2:]:
+        print(
+            f"memory: {long.label} peaks {(long.rss_kib - short.rss_kib) / 1024:+.1f} MB RSS, "
+            f"{(long.traced_kib - short.traced_kib) / 1024:+.2f} MB the tracker's own, against {short.label}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,8 @@
-"""The benchmark's account of why carts were wrong."""
+"""The benchmark's account of why carts were wrong, and its memory check."""
 
-from tracking.bench import match_events, wrong_cart_causes
+from pathlib import Path
+
+from tracking.bench import footage_peaks, match_events, wrong_cart_causes
 from tracking.scene import EventKind, Truth, TruthEvent
 from tracking.tracker import ProposedCart, ProposedLine, TrackedEvent, TrackResult
 
@@ -86,3 +88,12 @@ def test_each_kind_of_mistake_is_told_apart_and_right_carts_say_nothing() -> Non
         "wrong product": 1,  # d's S4
     }
     assert sum(ok for _, ok in match_events(result, truth)) == 1  # only e's S5 agrees with the truth
+
+
+def test_the_memory_check_measures_the_process_and_the_trackers_own_share_of_it(small_scene: Path) -> None:
+    peak = footage_peaks("small", small_scene)
+    assert peak.label == "small" and peak.visits == 2 and peak.seconds >= 20
+    # the interpreter, numpy and OpenCV alone take tens of MB; the tracker's own allocations on a
+    # small scene a few MB, and both are real readings, not zeros
+    assert peak.rss_kib > 30 * 1024
+    assert 100 < peak.traced_kib < peak.rss_kib
